@@ -1,0 +1,1 @@
+"""The command line: Click commands over the library. No protocol logic here."""

@@ -1,0 +1,199 @@
+"""Accounts from a TOML file (``$XDG_CONFIG_HOME/mailtool/config.toml`` or ``--config``).
+
+Layout::
+
+    default_account = "work"
+
+    [accounts.work]
+    from = "Ann Example <ann@example.org>"
+
+    [accounts.work.smtp]            # also [accounts.work.pop3] and [accounts.work.imap]
+    host = "smtp.example.org"
+    port = 587
+    tls = "starttls"                # implicit | starttls | none
+    user = "ann"
+    auth = "PLAIN"                  # optional: force a SASL mechanism
+    password_command = "pass show mail/work"
+    ca_file = "/etc/ssl/private-ca.pem"
+
+Unknown keys are kept (later features add their own) but the common ones are type-checked
+here, so a broken file fails early with exit 78 naming the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailtool.errors import ConfigError
+
+SERVICES = ("smtp", "pop3", "imap")
+TLS_WORDS = ("implicit", "starttls", "none")
+
+
+def default_config_path() -> Path:
+    """``$MAILTOOL_CONFIG``, else ``$XDG_CONFIG_HOME/mailtool/config.toml``."""
+    explicit = os.environ.get("MAILTOOL_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mailtool" / "config.toml"
+
+
+def state_dir() -> Path:
+    """``$XDG_STATE_HOME/mailtool`` (UIDL lists, sync state, the outbox)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "mailtool"
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/mailtool`` (folder names for shell completion)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mailtool"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One server of an account: where it is and how to log in."""
+
+    service: str
+    host: str | None = None
+    port: int | None = None
+    tls: str | None = None
+    user: str | None = None
+    auth: str | None = None
+    password_command: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    services: dict[str, ServiceConfig]
+    settings: dict[str, Any]
+
+    def service(self, name: str) -> ServiceConfig | None:
+        return self.services.get(name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    accounts: dict[str, Account]
+    default_account: str | None
+    raw: dict[str, Any]
+
+    def account(self, name: str | None) -> Account | None:
+        """The named account, the default one, the only one, or None.
+
+        Raises:
+            ConfigError: ``name`` (or the configured default) is not defined.
+        """
+        chosen = name or self.default_account
+        if chosen is None:
+            if len(self.accounts) == 1:
+                return next(iter(self.accounts.values()))
+            return None
+        if chosen not in self.accounts:
+            where = f" in {self.path}" if self.path else ""
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(f"no account named {chosen!r}{where} (defined: {known})")
+        return self.accounts[chosen]
+
+
+def _check_type(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}: {key} must be a {names}, not {value!r}")
+
+
+def _service(where: str, name: str, table: Any) -> ServiceConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    known = {
+        "host": str,
+        "port": int,
+        "tls": str,
+        "user": str,
+        "auth": str,
+        "password_command": str,
+        "ca_file": str,
+        "insecure": bool,
+    }
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in known:
+            _check_type(f"{where}.{name}", key, value, known[key])
+            values[key] = value
+        else:
+            extra[key] = value
+    if "tls" in values and values["tls"] not in TLS_WORDS:
+        raise ConfigError(f"{where}.{name}: tls must be one of {', '.join(TLS_WORDS)}")
+    if "port" in values and not 0 < values["port"] < 65536:
+        raise ConfigError(f"{where}.{name}: port {values['port']} out of range")
+    return ServiceConfig(service=name, extra=extra, **values)
+
+
+def parse_config(text: str, path: Path | None = None) -> Config:
+    """Parse and check a config document.
+
+    Raises:
+        ConfigError: TOML syntax error (with line and column) or a wrong type.
+    """
+    label = str(path) if path else "config"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: {exc}", step="reading configuration") from exc
+    accounts: dict[str, Account] = {}
+    tables = raw.get("accounts", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{label}: [accounts] must be a table")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{label}: [accounts.{name}] must be a table")
+        where = f"{label}: accounts.{name}"
+        services = {s: _service(where, s, table[s]) for s in SERVICES if s in table}
+        settings = {k: v for k, v in table.items() if k not in SERVICES}
+        accounts[name] = Account(name=name, services=services, settings=settings)
+    default = raw.get("default_account")
+    if default is not None:
+        _check_type(label, "default_account", default, str)
+    return Config(path=path, accounts=accounts, default_account=default, raw=raw)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config file; a missing default file is an empty config, not an error.
+
+    Raises:
+        ConfigError: the file named explicitly is missing, or any file is broken.
+    """
+    explicit = path is not None
+    path = path or default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        return Config(path=None, accounts={}, default_account=None, raw={})
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    return parse_config(text, path)
+
+
+def is_private(path: Path) -> bool:
+    """True when no one but the owner can read ``path`` (config files may hold secrets)."""
+    mode = path.stat().st_mode
+    return not mode & (stat.S_IRWXG | stat.S_IRWXO)

@@ -1,0 +1,49 @@
+"""TLS policy as plain data; ``transport`` turns it into an ``ssl.SSLContext``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TLSMode(enum.Enum):
+    """How a connection is protected."""
+
+    IMPLICIT = "implicit"  # TLS from the first byte (465, 993, 995)
+    STARTTLS = "starttls"  # upgrade required; fail if the server does not offer it
+    OPPORTUNISTIC = "opportunistic"  # MX delivery on port 25: upgrade when offered
+    NONE = "none"  # cleartext, an explicit choice
+
+    @classmethod
+    def for_port(cls, port: int, implicit_ports: tuple[int, ...] = (465, 993, 995)) -> TLSMode:
+        """The default mode for a port: implicit TLS on the implicit-TLS ports, else STARTTLS."""
+        return cls.IMPLICIT if port in implicit_ports else cls.STARTTLS
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """Certificate policy: verified by default; ``insecure`` skips checks (loudly)."""
+
+    ca_file: str | None = None
+    insecure: bool = False
+    server_hostname: str | None = None  # name to verify, when it differs from the host
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    """Facts about an established TLS session, for transcripts and diagnose."""
+
+    version: str
+    cipher: str
+    bits: int | None
+    verified: bool
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: str | None = None
+    days_left: int | None = None
+    alt_names: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        cert = f", cert {self.subject}" if self.subject else ""
+        checked = "verified" if self.verified else "NOT verified"
+        return f"{self.version} {self.cipher} ({checked}{cert})"

@@ -1,0 +1,359 @@
+"""The only module that touches sockets and ``ssl``: connect, TLS, bounded reads, writes.
+
+Theory: a ``Transport`` is a connected byte stream with a read buffer. ``connect`` tries
+every address of a host in order (IPv6 and IPv4, as ``getaddrinfo`` returns them) until one
+answers. Implicit TLS wraps the socket before the first byte; ``starttls`` wraps it later and
+*discards whatever was buffered before the handshake* (the STARTTLS response injection class:
+CVE-2011-0411, CVE-2020-14954, CVE-2021-22947). Reads are bounded: ``readline`` refuses lines
+longer than its limit, ``iter_exact`` streams a counted body in chunks. Every operation has a
+timeout. Everything sent and received can be recorded in a ``Transcript``; senders mark
+secrets with ``log_as`` so the transcript never holds them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import socket
+import ssl
+import zlib
+from collections.abc import Iterator
+
+from mailtool.errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    LineTooLongError,
+    TLSError,
+    TransportTimeoutError,
+)
+from mailtool.protocol.tls import TLSInfo, TLSSettings
+from mailtool.protocol.transcript import Transcript
+from mailtool.protocol.wire import CHUNK, MAX_LINE
+
+#: Default per-operation timeout in seconds. RFC 5321 section 4.5.3.2 asks for minutes on
+#: some SMTP steps; the SMTP client raises it where the RFC requires (after the final dot).
+DEFAULT_TIMEOUT = 60.0
+
+
+def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
+    """A client context: system CAs (or ``ca_file``), host names checked, TLS 1.2 minimum."""
+    ctx = ssl.create_default_context(cafile=settings.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _tls_error(exc: ssl.SSLError, host: str) -> TLSError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or str(exc)
+        return TLSError(
+            f"certificate of {host} not trusted: {detail}",
+            step="TLS handshake",
+            hint="give the issuing CA with --ca-file, or --insecure to skip the check",
+        )
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return TLSError(
+            f"{host} did not answer in TLS (wrong version number)",
+            step="TLS handshake",
+            hint="this port probably expects STARTTLS or cleartext: try --tls starttls",
+        )
+    return TLSError(f"TLS handshake with {host} failed: {exc.reason or text}", step="TLS handshake")
+
+
+def _name(entries: object) -> str | None:
+    if not isinstance(entries, tuple):
+        return None
+    for rdn in entries:
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    for rdn in entries:
+        for key, value in rdn:
+            if key == "organizationName":
+                return str(value)
+    return None
+
+
+class Transport:
+    """A connected, optionally TLS-protected byte stream with bounded buffered reads."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        host: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transcript: Transcript | None = None,
+    ) -> None:
+        self._sock = sock
+        self.host = host
+        self.transcript = transcript
+        self._buf = bytearray()
+        self._pos = 0
+        self._timeout = timeout
+        self._inflate: zlib._Decompress | None = None
+        self._deflate: zlib._Compress | None = None
+        self.tls_info: TLSInfo | None = None
+        self.closed = False
+        sock.settimeout(timeout)
+        peer = sock.getpeername()
+        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1]))
+
+    # --- connecting -----------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
+        tls: TLSSettings | None = None,
+        transcript: Transcript | None = None,
+        addresses: list[str] | None = None,
+    ) -> Transport:
+        """Connect to the first address of ``host`` that answers; wrap in TLS if ``tls``.
+
+        Args:
+            addresses: IP addresses to try instead of resolving ``host`` (MX delivery
+                resolves with DNS itself); ``host`` is still the TLS server name.
+
+        Raises:
+            ConnectFailedError: no address accepted (the last error is named).
+            TLSError: the implicit TLS handshake or certificate check failed.
+        """
+        ctimeout = connect_timeout if connect_timeout is not None else timeout
+        candidates: list[tuple[int, tuple[str, int] | tuple[str, int, int, int]]] = []
+        try:
+            if addresses is not None:
+                for addr in addresses:
+                    for info in socket.getaddrinfo(
+                        addr, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                    ):
+                        candidates.append((info[0], info[4]))
+            else:
+                for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+                    candidates.append((info[0], info[4]))
+        except socket.gaierror as exc:
+            raise ConnectFailedError(
+                f"cannot resolve {host}: {exc.strerror}", step="connect"
+            ) from exc
+        errors: list[str] = []
+        for family, sockaddr in candidates:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(ctimeout)
+            if transcript is not None:
+                transcript.note(f"connecting to {sockaddr[0]} port {sockaddr[1]}")
+            try:
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+                errors.append(f"{sockaddr[0]}: {reason}")
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transport = cls(sock, host, timeout=timeout, transcript=transcript)
+            if transcript is not None:
+                transcript.note(f"connected to {sockaddr[0]} port {sockaddr[1]}")
+            if tls is not None:
+                transport._wrap(tls)
+            return transport
+        detail = "; ".join(errors) if errors else "no addresses"
+        raise ConnectFailedError(f"cannot connect to {host} port {port}: {detail}", step="connect")
+
+    def _wrap(self, settings: TLSSettings) -> TLSInfo:
+        ctx = make_ssl_context(settings)
+        server_name = settings.server_hostname or self.host
+        try:
+            tls_sock = ctx.wrap_socket(self._sock, server_hostname=server_name)
+        except ssl.SSLError as exc:
+            self.close()
+            raise _tls_error(exc, server_name) from exc
+        except TimeoutError as exc:
+            self.close()
+            raise TransportTimeoutError(
+                f"no TLS handshake from {server_name} within {self._timeout:g} s",
+                step="TLS handshake",
+                hint="if this port expects STARTTLS, use --tls starttls",
+            ) from exc
+        except OSError as exc:
+            self.close()
+            raise ConnectionLostError(
+                f"connection lost during TLS handshake: {exc}", step="TLS handshake"
+            ) from exc
+        self._sock = tls_sock
+        self.tls_info = self._tls_facts(tls_sock, verified=not settings.insecure)
+        if self.transcript is not None:
+            self.transcript.note(f"TLS established: {self.tls_info.summary()}")
+        return self.tls_info
+
+    def starttls(self, settings: TLSSettings) -> TLSInfo:
+        """Upgrade to TLS after the server's go-ahead.
+
+        Bytes that arrived before the handshake are discarded (and noted in the transcript):
+        they were sent in cleartext and must never be read as part of the TLS session.
+        """
+        pending = len(self._buf) - self._pos
+        if pending and self.transcript is not None:
+            self.transcript.note(f"discarded {pending} bytes received before the TLS handshake")
+        self.discarded_before_tls = pending
+        self._buf = bytearray()
+        self._pos = 0
+        return self._wrap(settings)
+
+    @staticmethod
+    def _tls_facts(sock: ssl.SSLSocket, *, verified: bool) -> TLSInfo:
+        cipher = sock.cipher()
+        cert = sock.getpeercert() if verified else None
+        subject = issuer = not_after = None
+        days_left = None
+        alt: tuple[str, ...] = ()
+        if cert:
+            subject = _name(cert.get("subject"))
+            issuer = _name(cert.get("issuer"))
+            raw_after = cert.get("notAfter")
+            if isinstance(raw_after, str):
+                expires = ssl.cert_time_to_seconds(raw_after)
+                when = _dt.datetime.fromtimestamp(expires, _dt.UTC)
+                not_after = when.isoformat()
+                days_left = (when - _dt.datetime.now(_dt.UTC)).days
+            alt = tuple(str(v) for _k, v in cert.get("subjectAltName", ()))
+        return TLSInfo(
+            version=sock.version() or "?",
+            cipher=cipher[0] if cipher else "?",
+            bits=cipher[2] if cipher else None,
+            verified=verified,
+            subject=subject,
+            issuer=issuer,
+            not_after=not_after,
+            days_left=days_left,
+            alt_names=alt,
+        )
+
+    # --- compression (IMAP COMPRESS=DEFLATE, RFC 4978) -----------------------------
+
+    def start_deflate(self) -> None:
+        """Compress everything sent and received from now on (raw DEFLATE)."""
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+        rest = bytes(self._buf[self._pos :])
+        self._buf = bytearray(self._inflate.decompress(rest)) if rest else bytearray()
+        self._pos = 0
+
+    # --- reading --------------------------------------------------------------------
+
+    def set_timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+        self._sock.settimeout(seconds)
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def _fill(self) -> None:
+        """Read more bytes into the buffer, or raise on EOF, reset or timeout."""
+        if self._pos and self._pos > len(self._buf) // 2:
+            del self._buf[: self._pos]
+            self._pos = 0
+        try:
+            data = self._sock.recv(CHUNK)
+        except TimeoutError as exc:
+            raise TransportTimeoutError(
+                f"no answer from {self.host} within {self._timeout:g} s"
+            ) from exc
+        except ssl.SSLError as exc:
+            raise ConnectionLostError(f"TLS error from {self.host}: {exc}") from exc
+        except OSError as exc:
+            raise ConnectionLostError(f"connection to {self.host} lost: {exc}") from exc
+        if not data:
+            raise ConnectionLostError(f"{self.host} closed the connection")
+        if self._inflate is not None:
+            data = self._inflate.decompress(data)
+        self._buf += data
+
+    def readline(self, limit: int = MAX_LINE) -> bytes:
+        """Return the next line including its line end.
+
+        Raises:
+            LineTooLongError: no line end within ``limit`` bytes.
+            ConnectionLostError, TransportTimeoutError.
+        """
+        start = self._pos
+        scan = start
+        while True:
+            idx = self._buf.find(b"\n", scan)
+            if idx >= 0:
+                if idx + 1 - start > limit:
+                    raise LineTooLongError(f"{self.host} sent a line longer than {limit} bytes")
+                line = bytes(self._buf[start : idx + 1])
+                self._pos = idx + 1
+                if self.transcript is not None:
+                    self.transcript.record("S", line)
+                return line
+            if len(self._buf) - start > limit:
+                raise LineTooLongError(f"{self.host} sent a line longer than {limit} bytes")
+            scan = len(self._buf)
+            offset = self._pos
+            self._fill()
+            # _fill may compact the buffer: shift our indexes with it.
+            shift = offset - self._pos
+            start -= shift
+            scan -= shift
+
+    def iter_exact(self, n: int, chunk: int = CHUNK) -> Iterator[bytes]:
+        """Yield exactly ``n`` bytes in chunks (an IMAP literal, a counted body)."""
+        remaining = n
+        if self.transcript is not None:
+            self.transcript.record("S", f"<{n} bytes>".encode())
+        while remaining > 0:
+            if self._pos >= len(self._buf):
+                self._buf = bytearray()
+                self._pos = 0
+                self._fill()
+            take = min(remaining, len(self._buf) - self._pos, chunk)
+            piece = bytes(self._buf[self._pos : self._pos + take])
+            self._pos += take
+            remaining -= take
+            yield piece
+
+    def read_exact(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes (callers bound ``n``)."""
+        return b"".join(self.iter_exact(n))
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed."""
+        return len(self._buf) - self._pos
+
+    # --- writing --------------------------------------------------------------------
+
+    def send(self, data: bytes, *, log_as: bytes | None = None) -> None:
+        """Send ``data``; the transcript records ``log_as`` instead when given (secrets)."""
+        if self.transcript is not None:
+            self.transcript.record("C", data if log_as is None else log_as)
+        if self._deflate is not None:
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            raise TransportTimeoutError(f"{self.host} stopped reading within {self._timeout:g} s") from exc
+        except OSError as exc:
+            raise ConnectionLostError(f"connection to {self.host} lost while sending: {exc}") from exc
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

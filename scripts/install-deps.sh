@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install what the tests and the demo need: the real servers (Debian packages) and the
+# Python package with its test extra. Idempotent; never starts the system-wide services.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+for pair in dovecot:dovecot-imapd /usr/sbin/postfix:postfix dnsmasq:dnsmasq; do
+    cmd=${pair%%:*}
+    pkg=${pair#*:}
+    if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "$cmd" ]; then need="$need $pkg"; fi
+done
+for pkg in dovecot-pop3d dovecot-lmtpd; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+done
+# The test CA makes its certificates with trustme; openssl is only a convenience.
+if [ -n "$need" ]; then
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+    # policy-rc.d keeps the package scripts from starting the system-wide daemons.
+    rcd=/usr/sbin/policy-rc.d
+    created=0
+    if [ ! -e "$rcd" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$rcd" >/dev/null
+        $SUDO chmod 755 "$rcd"
+        created=1
+    fi
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq || true
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $need dovecot-core ssl-cert >/dev/null
+    [ "$created" = 1 ] && $SUDO rm -f "$rcd"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
