@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.servers.fixtures"]
+# The real-server fixtures (Dovecot, Postfix, dnsmasq); they start only when a test asks.
+pytest_plugins = (
+    ["tests.servers.fixtures"]
+    if (Path(__file__).parent / "servers" / "fixtures.py").exists()
+    else []
+)
 
 
 class MemoryKeyring:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,7 +27,7 @@ FLAG_ORDER = "DFPRST"
 
 
 def _hostname() -> str:
-    host = socket.gethostname() or "localhost"
+    host = os.uname().nodename or "localhost"
     return host.replace("/", "\\057").replace(":", "\\072")
 
 
