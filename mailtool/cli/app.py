@@ -72,6 +72,8 @@ class LazyGroup(click.Group):
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
         module_name = cmd_name.replace("-", "_")
         if not (_COMMANDS_DIR / f"{module_name}.py").exists() or module_name.startswith("_"):
             return None
@@ -137,6 +139,10 @@ def cli(
         json=as_json,
         timeout=timeout,
     )
+    if config_path is not None or account_name is not None:
+        # Asked for explicitly: a broken file or an unknown account fails now (exit 78),
+        # before any command does half its work.
+        ctx.obj.account()
     if verbose >= 2:
         import logging
 
