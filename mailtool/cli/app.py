@@ -7,13 +7,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailtool import __version__
 from mailtool.cli import state
-from mailtool.config import Account, Config, load_config
-from mailtool.protocol.transcript import Transcript, TranscriptEntry
+
+if TYPE_CHECKING:
+    from mailtool.config import Account, Config
+    from mailtool.protocol.transcript import Transcript
 
 _COMMANDS_DIR = Path(__file__).parent / "commands"
 
@@ -32,6 +35,8 @@ class AppContext:
 
     def config(self) -> Config:
         if self._config is None:
+            from mailtool.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -44,21 +49,20 @@ class AppContext:
         if self.verbose < 1:
             return None
         from mailtool.cli.render import transcript_printer
+        from mailtool.protocol.transcript import Transcript
 
         return Transcript(hooks=[transcript_printer(self.verbose)], keep=False)
 
     def collecting_transcript(self) -> Transcript:
         """A transcript that keeps its entries (diagnose), printing too under ``-v``."""
+        from mailtool.protocol.transcript import Transcript
+
         hooks: list[object] = []
         if self.verbose >= 1:
             from mailtool.cli.render import transcript_printer
 
             hooks.append(transcript_printer(self.verbose))
         return Transcript(hooks=hooks, keep=True)  # type: ignore[arg-type]
-
-
-def _noop(_entry: TranscriptEntry) -> None:
-    return None
 
 
 class LazyGroup(click.Group):

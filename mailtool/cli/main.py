@@ -12,11 +12,9 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-import click
-
+from mailtool.cli import state
 from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode
-from mailtool.cli import state
 
 
 def _print_error(err: MailtoolError) -> None:
@@ -27,6 +25,8 @@ def _print_error(err: MailtoolError) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit status (used by ``main`` and the tests)."""
+    import click
+
     from mailtool.cli.app import cli
 
     state.reset()
@@ -50,7 +50,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of our output went away (``| head``): not our failure.
         return ExitCode.OK
-    except Exception as exc:  # noqa: BLE001 - the one place that catches bugs
+    except Exception as exc:
         sys.stderr.write(f"mailtool: internal error: {exc.__class__.__name__}: {exc}\n")
         if state.verbosity > 0:
             traceback.print_exc()
@@ -63,7 +63,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    code = run(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args == ["--version"]:
+        # The commonest probe of all ("is it installed?") does not need Click.
+        from mailtool import __version__
+
+        sys.stdout.write(f"mailtool, version {__version__}\n")
+        sys.exit(0)
+    code = run(args)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -323,6 +323,21 @@ class Transport:
         """Read exactly ``n`` bytes (callers bound ``n``)."""
         return b"".join(self.iter_exact(n))
 
+    def read_available(self, limit: int = CHUNK) -> bytes:
+        """Return up to ``limit`` bytes: those already buffered, else the next ones to arrive.
+
+        For sans-I/O sessions that do their own framing (POP3 multi-line bodies). Nothing
+        is recorded in the transcript: the session's client records what it parsed.
+        """
+        if self._pos >= len(self._buf):
+            self._buf = bytearray()
+            self._pos = 0
+            self._fill()
+        take = min(limit, len(self._buf) - self._pos)
+        data = bytes(self._buf[self._pos : self._pos + take])
+        self._pos += take
+        return data
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet consumed."""

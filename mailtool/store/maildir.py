@@ -142,3 +142,87 @@ class Maildir:
             for entry in os.scandir(self.path / sub):
                 if entry.is_file() and not entry.name.startswith("."):
                     yield Path(entry.path)
+
+
+class PendingMessage:
+    """A message being written into ``tmp/`` piece by piece (for push-style streams).
+
+    ``Maildir.deliver`` pulls chunks from an iterable; a protocol client that pushes body
+    chunks to a sink uses this instead: ``write`` each chunk, then ``commit`` (same
+    durability promise as ``deliver``) or ``abort`` (nothing is left behind).
+    """
+
+    def __init__(self, maildir: Maildir, name: str, flags: str | None) -> None:
+        self.maildir = maildir
+        self.name = name
+        self.flags = flags
+        self.size = 0
+        self.tmp = maildir.path / "tmp" / name
+        try:
+            self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            os.unlink(self.tmp)  # a leftover of an interrupted run with the same key
+            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise LocalIOError(f"cannot create {self.tmp}: {exc.strerror}") from exc
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fd is not None, "message already committed or aborted"
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.abort()
+            raise LocalIOError(f"cannot write {self.tmp}: {exc.strerror or exc}") from exc
+        self.size += len(chunk)
+
+    def commit(self, *, fsync: bool = True, sync_dir: bool = True) -> Path:
+        """fsync, rename into ``new/`` (or ``cur/`` with flags); return the final path."""
+        self.finish(fsync=fsync)
+        return self.publish(sync_dir=sync_dir)
+
+    def finish(self, *, fsync: bool = True) -> None:
+        """Close the file in ``tmp/`` (fsynced unless the caller syncs a whole batch)."""
+        assert self._fd is not None, "message already finished or aborted"
+        fd, self._fd = self._fd, None
+        try:
+            try:
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.abort()
+            raise LocalIOError(f"cannot store {self.tmp}: {exc.strerror or exc}") from exc
+
+    def publish(self, *, sync_dir: bool = True) -> Path:
+        """Rename the finished (and durable) file into ``new/`` or ``cur/``."""
+        if self.flags is None:
+            final = self.maildir.path / "new" / self.name
+        else:
+            final = self.maildir.path / "cur" / (self.name + flags_suffix(self.flags))
+        try:
+            os.rename(self.tmp, final)
+            if sync_dir:
+                fsync_dir(final.parent)
+        except OSError as exc:
+            self.abort()
+            raise LocalIOError(f"cannot store {self.tmp}: {exc.strerror or exc}") from exc
+        return final
+
+    def abort(self) -> None:
+        """Drop the partial message (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+def begin_message(maildir: Maildir, *, key: str | None = None, flags: str | None = None
+                  ) -> PendingMessage:
+    """Start a message in ``maildir`` (``unique_name(key)``); see ``PendingMessage``."""
+    return PendingMessage(maildir, unique_name(key), flags)

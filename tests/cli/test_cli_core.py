@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailtool.cli.main import run
-from mailtool.errors import MailtoolError, TempFailError
+from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode, worst
 from tests.helpers import run_cli
 

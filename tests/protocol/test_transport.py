@@ -88,9 +88,8 @@ def test_implicit_tls_against_a_cleartext_server_names_the_mismatch() -> None:
         conn.send(b"220 cleartext ESMTP\r\n" * 20)
         conn.read_until_closed()
 
-    with ScriptedServer(banner) as srv:
-        with pytest.raises(TLSError) as err:
-            Transport.connect("127.0.0.1", srv.port, timeout=5, tls=TLSSettings())
+    with ScriptedServer(banner) as srv, pytest.raises(TLSError) as err:
+        Transport.connect("127.0.0.1", srv.port, timeout=5, tls=TLSSettings())
     assert err.value.hint and "starttls" in err.value.hint
 
 

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailtool.errors import DataError
-from mailtool.protocol.wire import CRLFNormalizer, DotStuffer, dot_stuff, guard_argument, normalize_crlf
+from mailtool.protocol.wire import (
+    CRLFNormalizer,
+    DotStuffer,
+    dot_stuff,
+    guard_argument,
+    normalize_crlf,
+)
 
 
 @pytest.mark.parametrize(
