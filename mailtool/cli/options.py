@@ -24,7 +24,7 @@ def output_options(func: F) -> F:
     @click.option("--json", "as_json_local", is_flag=True, help="Machine-readable output.")
     @click.option("-v", "--verbose", "verbose_local", count=True, help="Transcript (-vv: more).")
     @click.option("-q", "--quiet", "quiet_local", is_flag=True, help="Print errors only.")
-    @click.pass_context
+    @click.pass_context  # type: ignore[arg-type]
     @functools.wraps(func)
     def wrapper(
         ctx: click.Context,

@@ -17,6 +17,7 @@ import socket
 import ssl
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 from mailtool.errors import (
     ConnectFailedError,
@@ -126,7 +127,7 @@ class Transport:
             TLSError: the implicit TLS handshake or certificate check failed.
         """
         ctimeout = connect_timeout if connect_timeout is not None else timeout
-        candidates: list[tuple[int, tuple[str, int] | tuple[str, int, int, int]]] = []
+        candidates: list[tuple[int, Any]] = []
         try:
             if addresses is not None:
                 for addr in addresses:
@@ -220,7 +221,8 @@ class Transport:
                 when = _dt.datetime.fromtimestamp(expires, _dt.UTC)
                 not_after = when.isoformat()
                 days_left = (when - _dt.datetime.now(_dt.UTC)).days
-            alt = tuple(str(v) for _k, v in cert.get("subjectAltName", ()))
+            sans: Any = cert.get("subjectAltName", ())
+            alt = tuple(str(entry[1]) for entry in sans)
         return TLSInfo(
             version=sock.version() or "?",
             cipher=cipher[0] if cipher else "?",
