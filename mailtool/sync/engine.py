@@ -1,0 +1,572 @@
+"""Drive one-way IMAP -> Maildir sync: folders, facts from the server, plan, execution.
+
+Theory of operation, per folder:
+
+1. Load the state (``state.py``) and select the folder read-only (EXAMINE), with the
+   QRESYNC parameters when the server offers QRESYNC and we know a HIGHESTMODSEQ.
+2. UIDVALIDITY changed: pair the old messages with the new UIDs by Message-ID and
+   size (``plan.rematch``); an ambiguous match stops the folder untouched.
+3. Gather what changed: UIDs from our UIDNEXT on (UID SEARCH); with QRESYNC the
+   VANISHED and FETCH FLAGS that SELECT reported; with CONDSTORE alone the flags
+   CHANGEDSINCE our HIGHESTMODSEQ plus a UID SEARCH ALL when the message count says
+   something was expunged; without either, one compact ``UID FETCH 1:n (FLAGS)``.
+   Nothing new (same UIDNEXT and HIGHESTMODSEQ) costs one EXAMINE.
+4. Plan (``plan.make_plan``), check the mass-delete guard, stop here on ``--dry-run``.
+5. Execute in batches: stream bodies (one pipelined ``UID FETCH ... BODY.PEEK[]``) into
+   ``tmp/``; at each batch end make the files durable (one ``syncfs`` or an fsync per
+   file), rename them into ``new/``/``cur/``, fsync the directories, then journal the
+   batch (one fsync). Then rename files for flag changes, remove deleted ones, journal,
+   and finally write the snapshot with the new UIDNEXT and HIGHESTMODSEQ (RFC 7162:
+   only after every change up to it is applied).
+
+The server is reached through the small ``Source`` protocol below, implemented over
+``IMAPClient`` in ``source.py``, so the engine is tested with an in-memory source too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fnmatch
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mailtool.errors import LocalIOError, MailtoolError
+from mailtool.exitcodes import ExitCode
+from mailtool.store.atomic import fsync_dir
+from mailtool.store.maildir import Maildir, PendingMessage, begin_message
+from mailtool.sync.paths import FOLDER_MARKER, folder_path
+from mailtool.sync.plan import (
+    DEFAULT_MAX_DELETE_SHARE,
+    FolderPlan,
+    Identity,
+    check_mass_delete,
+    maildir_flags,
+    make_plan,
+    read_identity,
+    rematch,
+)
+from mailtool.sync.state import FolderState, Record, StateStore, message_key, scan_keys
+
+#: A batch ends after this many messages or bytes: one durability point (syncfs or
+#: fsyncs, directory fsync, journal fsync) per batch instead of per message.
+BATCH_MESSAGES = 500
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+# -- what the engine needs from the server ----------------------------------------------
+@dataclass(frozen=True)
+class FolderInfo:
+    name: str  # decoded (UTF-8) name
+    delimiter: str | None
+    selectable: bool = True
+
+
+@dataclass
+class Selected:
+    """What SELECT/EXAMINE told us."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+    highestmodseq: int | None  # None: no CONDSTORE or NOMODSEQ
+    #: With QRESYNC: UIDs expunged since our modseq, and UID -> flags changed since it.
+    vanished: set[int] | None = None
+    changed: dict[int, tuple[str, ...]] | None = None
+
+
+class BodySink(Protocol):
+    """Receives streamed message bodies, one message at a time."""
+
+    def begin(self, uid: int, size: int | None, flags: Sequence[str] | None) -> None: ...
+    def data(self, chunk: bytes) -> None: ...
+    def end(self, flags: Sequence[str] | None) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Source(Protocol):
+    """The IMAP operations a one-way sync uses."""
+
+    qresync: bool
+    condstore: bool
+
+    def folders(self) -> list[FolderInfo]: ...
+    def select(self, name: str, qresync: tuple[int, int] | None) -> Selected: ...
+    def search_from(self, first: int) -> list[int]: ...
+    def search_all(self) -> set[int]: ...
+    def fetch_flags(self, last: int, changedsince: int | None) -> dict[int, tuple[str, ...]]: ...
+    def fetch_identities(self) -> dict[int, Identity]: ...
+    def fetch_bodies(self, uids: Sequence[int], sink: BodySink) -> None: ...
+
+
+class Progress(Protocol):
+    def start(self, folder: str, total: int, total_bytes: int | None) -> None: ...
+    def advance(self, messages: int, nbytes: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, folder: str, total: int, total_bytes: int | None) -> None:
+        return None
+
+    def advance(self, messages: int, nbytes: int) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+@dataclass
+class SyncOptions:
+    dry_run: bool = False
+    keep_deleted: bool = False
+    allow_mass_delete: bool = False
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE
+    batch_messages: int = BATCH_MESSAGES
+    batch_bytes: int = BATCH_BYTES
+    progress: Callable[[], Progress] = _NoProgress
+
+
+@dataclass
+class FolderResult:
+    """What happened to one folder (the ``--json`` row)."""
+
+    folder: str
+    path: str
+    status: str = "ok"  # ok | error
+    mode: str = ""  # first | qresync | condstore | full | unchanged | rematch
+    fetched: int = 0
+    fetched_bytes: int = 0
+    adopted: int = 0  # stored by an interrupted run, recognised by name
+    flagged: int = 0
+    deleted: int = 0
+    kept: int = 0
+    rematched: int = 0
+    uidvalidity: int | None = None
+    dry_run: bool = False
+    would_fetch: list[int] = field(default_factory=list)
+    would_flag: dict[int, str] = field(default_factory=dict)
+    would_delete: list[int] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "folder": self.folder, "path": self.path, "status": self.status, "mode": self.mode,
+            "fetched": self.fetched, "bytes": self.fetched_bytes, "adopted": self.adopted,
+            "flags_changed": self.flagged, "deleted": self.deleted, "kept": self.kept,
+            "rematched": self.rematched, "uidvalidity": self.uidvalidity,
+        }
+        if self.dry_run:
+            data["dry_run"] = True
+            data["would_fetch"] = len(self.would_fetch)
+            data["would_change_flags"] = len(self.would_flag)
+            data["would_delete"] = len(self.would_delete)
+        if self.error is not None:
+            data["error"] = self.error
+            data["exit_code"] = self.exit_code
+        return data
+
+
+# -- choosing folders -------------------------------------------------------------------
+def choose_folders(
+    available: Iterable[FolderInfo],
+    names: Sequence[str] = (),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> tuple[list[FolderInfo], list[str]]:
+    """The folders to sync and the requested names the server does not have.
+
+    Names compare exactly, except INBOX (any case); ``include``/``exclude`` are shell
+    globs over the decoded names (``exclude`` wins).
+    """
+    selectable = [f for f in available if f.selectable]
+    missing: list[str] = []
+    if names:
+        by_name = {("INBOX" if f.name.upper() == "INBOX" else f.name): f for f in selectable}
+        chosen = []
+        for name in names:
+            key = "INBOX" if name.upper() == "INBOX" else name
+            if key in by_name:
+                if by_name[key] not in chosen:
+                    chosen.append(by_name[key])
+            else:
+                missing.append(name)
+    else:
+        chosen = list(selectable)
+    if include:
+        chosen = [f for f in chosen if any(fnmatch.fnmatchcase(f.name, p) for p in include)]
+    if exclude:
+        chosen = [f for f in chosen if not any(fnmatch.fnmatchcase(f.name, p) for p in exclude)]
+    return chosen, missing
+
+
+# -- durability helpers -----------------------------------------------------------------
+_libc: Any = None
+
+
+def _syncfs(path: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``path``; False when unavailable."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            _libc.syncfs  # noqa: B018 - probe
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise LocalIOError(f"syncfs {path} failed: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+    return True
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _set_flags(folder_dir: Path, rel: str, letters: str) -> str:
+    """Rename a message file for new flags (``new/`` -> ``cur/`` when it gains any)."""
+    sub, name = rel.split("/", 1)
+    base = name.split(":2,", 1)[0]
+    if sub == "new" and not letters:
+        return rel
+    target = f"cur/{base}:2,{letters}"
+    if target != rel:
+        os.rename(folder_dir / rel, folder_dir / target)
+    return target
+
+
+# -- the engine -------------------------------------------------------------------------
+class _Writer:
+    """The body sink: streams each message into ``tmp/``, publishes per batch."""
+
+    def __init__(self, engine: FolderSync) -> None:
+        self.engine = engine
+        self.current: PendingMessage | None = None
+        self.uid = 0
+        self.size: int | None = None
+        self.batch: list[tuple[int, PendingMessage]] = []
+        self.batch_bytes = 0
+
+    def begin(self, uid: int, size: int | None, flags: Sequence[str] | None) -> None:
+        if self.current is not None:
+            self.abort()
+        eng = self.engine
+        assert eng.state.uidvalidity is not None
+        letters = maildir_flags(flags) if flags is not None else eng.plan.fetch_flags.get(uid, "")
+        self.uid, self.size = uid, size
+        self.current = begin_message(eng.maildir, key=message_key(eng.state.uidvalidity, uid),
+                                     flags=letters or None)
+
+    def data(self, chunk: bytes) -> None:
+        assert self.current is not None
+        self.current.write(chunk)
+
+    def end(self, flags: Sequence[str] | None) -> None:
+        pending, self.current = self.current, None
+        assert pending is not None
+        if flags is not None:
+            pending.flags = maildir_flags(flags) or None
+        pending.finish(fsync=False)
+        self.batch.append((self.uid, pending))
+        self.batch_bytes += pending.size
+        self.engine.progress.advance(1, pending.size)
+        if (len(self.batch) >= self.engine.options.batch_messages
+                or self.batch_bytes >= self.engine.options.batch_bytes):
+            self.flush()
+
+    def abort(self) -> None:
+        if self.current is not None:
+            self.current.abort()
+            self.current = None
+
+    def flush(self) -> None:
+        """Make the batch durable, publish it, then journal it."""
+        if not self.batch:
+            return
+        eng = self.engine
+        tmp_dir = eng.maildir.path / "tmp"
+        if len(self.batch) < 4 or not _syncfs(tmp_dir):
+            for _, pending in self.batch:
+                _fsync_file(pending.tmp)
+        for uid, pending in self.batch:
+            final = pending.publish(sync_dir=False)
+            rel = f"{final.parent.name}/{final.name}"
+            eng.store.record("+", uid, rel, pending.flags or "", pending.size)
+            eng.result.fetched += 1
+            eng.result.fetched_bytes += pending.size
+        eng.maildir.sync()
+        eng.store.commit()
+        self.batch.clear()
+        self.batch_bytes = 0
+
+
+class FolderSync:
+    """One folder's sync run (see the module docstring)."""
+
+    def __init__(self, source: Source, root: Path, info: FolderInfo, options: SyncOptions
+                 ) -> None:
+        self.source = source
+        self.info = info
+        self.options = options
+        self.dir = folder_path(root, info.name, info.delimiter)
+        self.result = FolderResult(folder=info.name, path=str(self.dir),
+                                   dry_run=options.dry_run)
+        self.store = StateStore(self.dir, info.name)
+        self.state = FolderState(folder=info.name)
+        self.plan = FolderPlan()
+        self.progress: Progress = _NoProgress()
+        self._maildir: Maildir | None = None
+
+    @property
+    def maildir(self) -> Maildir:
+        if self._maildir is None:
+            self._maildir = Maildir(self.dir)
+            if self.dir != self.dir.parent and self.dir.name.startswith("."):
+                marker = self.dir / FOLDER_MARKER
+                if not marker.exists():
+                    marker.touch()
+            fsync_dir(self.dir.parent)
+        return self._maildir
+
+    def run(self) -> FolderResult:
+        try:
+            self._run()
+        finally:
+            self.store.close()
+        return self.result
+
+    def _run(self) -> None:
+        if self.dir.is_dir():
+            self.state = self.store.load()
+        else:
+            self.store.state = self.state
+        state = self.state
+        use_qresync = (self.source.qresync and state.uidvalidity is not None
+                       and state.highestmodseq is not None and bool(state.records))
+        sel = self.source.select(
+            self.info.name,
+            (state.uidvalidity, state.highestmodseq)  # type: ignore[arg-type]
+            if use_qresync else None,
+        )
+        self.result.uidvalidity = sel.uidvalidity
+        present: set[int] | None = None
+        vanished: set[int] = set()
+        flags: dict[int, str] = {}
+        if state.uidvalidity is not None and state.uidvalidity != sel.uidvalidity:
+            self.result.mode = "rematch"
+            state = self._rematch(sel)
+            use_qresync = False
+        if state.uidvalidity is None:
+            state.uidvalidity = sel.uidvalidity
+        held_max = max((u for u in state.records if u > 0), default=0)
+        if not state.records and state.uidnext == 1:
+            self.result.mode = self.result.mode or "first"
+            new_uids = sorted(self.source.search_all()) if sel.exists else []
+        else:
+            unchanged = (sel.uidnext is not None and sel.uidnext == state.uidnext
+                         and sel.highestmodseq is not None
+                         and sel.highestmodseq == state.highestmodseq
+                         and not (use_qresync and (sel.vanished or sel.changed)))
+            if unchanged and self.result.mode != "rematch":
+                self.result.mode = "unchanged"
+                return
+            if sel.uidnext is None or sel.uidnext > state.uidnext:
+                new_uids = [u for u in self.source.search_from(state.uidnext)
+                            if u >= state.uidnext]
+            else:
+                new_uids = []
+            live = len(state.live_uids())
+            if use_qresync:
+                self.result.mode = self.result.mode or "qresync"
+                vanished = set(sel.vanished or ())
+                flags = {u: maildir_flags(f) for u, f in (sel.changed or {}).items()}
+            elif (self.source.condstore and state.highestmodseq is not None
+                  and sel.highestmodseq is not None):
+                self.result.mode = self.result.mode or "condstore"
+                raw = self.source.fetch_flags(held_max, state.highestmodseq) if held_max else {}
+                flags = {u: maildir_flags(f) for u, f in raw.items()}
+                new_held = sum(1 for u in new_uids if u in state.records)
+                if sel.exists != live + len(new_uids) - new_held:
+                    present = self.source.search_all()
+            else:
+                self.result.mode = self.result.mode or "full"
+                raw = self.source.fetch_flags(held_max, None) if held_max else {}
+                flags = {u: maildir_flags(f) for u, f in raw.items()}
+                present = set(raw) | set(new_uids)
+        self.plan = plan = make_plan(state, new_uids=new_uids, flags=flags, present=present,
+                                     vanished=vanished, keep_deleted=self.options.keep_deleted)
+        check_mass_delete(self.info.name, len(state.live_uids()), len(plan.delete),
+                          max_share=self.options.max_delete_share,
+                          allow=self.options.allow_mass_delete)
+        if self.options.dry_run:
+            self.result.would_fetch = plan.fetch
+            self.result.would_flag = plan.flags
+            self.result.would_delete = plan.delete + plan.keep
+            return
+        _ = self.maildir  # an empty server folder is mirrored as an empty Maildir
+        if self.result.mode == "rematch":
+            self.store.snapshot(state)  # the re-matched state, before touching any file
+        self._fetch(plan.fetch)
+        self._apply_flags(plan.flags)
+        self._delete(plan.delete, plan.keep)
+        next_uid = max([state.uidnext, sel.uidnext or 0, *(u + 1 for u in new_uids)])
+        state.uidnext = next_uid
+        state.highestmodseq = sel.highestmodseq
+        self.store.snapshot(state)
+
+    # -- steps ----------------------------------------------------------------------
+    def _fetch(self, uids: list[int]) -> None:
+        if not uids:
+            return
+        state = self.state
+        assert state.uidvalidity is not None
+        # Files stored by an interrupted run before it could journal them.
+        found = scan_keys(self.dir, state.uidvalidity, uids) if self.dir.is_dir() else {}
+        for uid, rel in sorted(found.items()):
+            letters = rel.split(":2,", 1)[1] if ":2," in rel else ""
+            size = os.path.getsize(self.dir / rel)
+            self.store.record("+", uid, rel, letters, size)
+            self.result.adopted += 1
+        if found:
+            self.store.commit()
+        todo = [u for u in uids if u not in found]
+        if not todo:
+            return
+        _ = self.maildir  # create the folder before the first body arrives
+        self.progress = self.options.progress()
+        self.progress.start(self.info.name, len(todo), None)
+        writer = _Writer(self)
+        try:
+            self.source.fetch_bodies(todo, writer)
+            writer.flush()
+        except BaseException:
+            writer.abort()
+            for _, pending in writer.batch:
+                pending.abort()
+            raise
+        finally:
+            self.progress.stop()
+
+    def _apply_flags(self, changes: dict[int, str]) -> None:
+        if not changes:
+            return
+        records = self.state.records
+        for uid, letters in sorted(changes.items()):
+            rec = records[uid]
+            try:
+                rel = _set_flags(self.dir, self._locate(uid, rec), letters)
+            except FileNotFoundError:
+                continue  # the local file went away; the next full comparison notices
+            except OSError as exc:
+                raise LocalIOError(f"cannot rename {self.dir / rec.path}: {exc.strerror}"
+                                   ) from exc
+            self.store.record("*", uid, rel, letters)
+            self.result.flagged += 1
+        self.maildir.sync()
+        self.store.commit()
+
+    def _delete(self, delete: list[int], keep: list[int]) -> None:
+        records = self.state.records
+        for uid in delete:
+            rec = records[uid]
+            try:
+                os.unlink(self.dir / self._locate(uid, rec))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise LocalIOError(f"cannot remove {self.dir / rec.path}: {exc.strerror}"
+                                   ) from exc
+            self.store.record("-", uid)
+            self.result.deleted += 1
+        for uid in keep:
+            self.store.record("g", uid)
+            self.result.kept += 1
+        if delete:
+            self.maildir.sync()
+        self.store.commit()
+
+    def _locate(self, uid: int, rec: Record) -> str:
+        """The record's file, found by key when a mail reader renamed it."""
+        if (self.dir / rec.path).exists():
+            return rec.path
+        if self.state.uidvalidity is not None and uid > 0:
+            found = scan_keys(self.dir, self.state.uidvalidity, [uid])
+            if uid in found:
+                return found[uid]
+        base = rec.path.split("/", 1)[-1].split(":2,", 1)[0]
+        for sub in ("cur", "new"):
+            for entry in os.scandir(self.dir / sub):
+                if entry.name.split(":2,", 1)[0] == base:
+                    return f"{sub}/{entry.name}"
+        raise FileNotFoundError(rec.path)
+
+    def _rematch(self, sel: Selected) -> FolderState:
+        """Pair old records with the new UIDs; return the new state (not yet saved)."""
+        old = self.state
+        local: dict[int, Identity] = {}
+        for uid, rec in old.records.items():
+            if rec.gone:
+                continue
+            try:
+                local[uid] = read_identity(str(self.dir / self._locate(uid, rec)))
+            except FileNotFoundError:
+                continue
+        server = self.source.fetch_identities() if sel.exists else {}
+        match = rematch(self.info.name, local, server)
+        new = FolderState(folder=old.folder, uidvalidity=sel.uidvalidity)
+        for old_uid, new_uid in match.pairs.items():
+            rec = old.records[old_uid]
+            new.records[new_uid] = Record(rec.path, rec.flags, rec.size)
+        # Old messages without a partner stay recorded under placeholder UIDs (never on a
+        # server) until their files are removed, so a crash cannot orphan them.
+        for index, old_uid in enumerate(match.unmatched_local, 1):
+            rec = old.records[old_uid]
+            new.records[-index] = Record(rec.path, rec.flags, rec.size)
+        self.result.rematched = len(match.pairs)
+        self.state = new
+        self.store.state = new
+        return new
+
+
+def sync_folders(source: Source, root: Path, folders: Sequence[FolderInfo],
+                 options: SyncOptions) -> list[FolderResult]:
+    """Sync each folder; a failure in one folder is reported and the others go on.
+
+    Errors that concern the connection (transport, protocol) stop the whole run.
+    """
+    results = []
+    for info in folders:
+        sync = FolderSync(source, root, info, options)
+        try:
+            results.append(sync.run())
+        except MailtoolError as exc:
+            result = sync.result
+            result.status = "error"
+            result.error = exc.one_line()
+            result.exit_code = int(exc.exit_code)
+            results.append(result)
+            if _fatal(exc):
+                raise
+    return results
+
+
+def _fatal(exc: MailtoolError) -> bool:
+    """Connection-level failures end the run; folder-level ones (guard, match) do not."""
+    from mailtool.errors import ProtocolError, TempFailError
+
+    return isinstance(exc, (TempFailError, ProtocolError)) or exc.exit_code in (
+        ExitCode.NOPERM, ExitCode.IOERR, ExitCode.CANTCREAT)

@@ -1,0 +1,231 @@
+"""The engine over an in-memory server: every mode, guards, crashes (no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mailtool.sync.engine import SyncOptions, choose_folders, sync_folders
+from mailtool.sync.plan import AmbiguousMatchError, MassDeleteError
+from mailtool.sync.state import StateStore
+
+from .fake import FakeSource, message
+
+MODES = [
+    pytest.param(dict(condstore=True, qresync=True), id="qresync"),
+    pytest.param(dict(condstore=True, qresync=False), id="condstore"),
+    pytest.param(dict(condstore=False, qresync=False), id="plain"),
+]
+
+
+def local_files(folder: Path) -> dict[str, bytes]:
+    """Maildir file name (without flags) -> content, over new/ and cur/."""
+    out = {}
+    for sub in ("new", "cur"):
+        if (folder / sub).is_dir():
+            for p in (folder / sub).iterdir():
+                out[f"{sub}/{p.name}"] = p.read_bytes()
+    return out
+
+
+def contents(folder: Path) -> list[bytes]:
+    return sorted(local_files(folder).values())
+
+
+def flags_by_body(folder: Path) -> dict[bytes, str]:
+    out = {}
+    for name, data in local_files(folder).items():
+        out[data] = name.split(":2,", 1)[1] if ":2," in name else ""
+    return out
+
+
+def run(src: FakeSource, root: Path, **opts: object) -> list:
+    folders = [f for f in src.folders()]
+    return sync_folders(src, root, folders, SyncOptions(**opts))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_first_and_incremental(tmp_path: Path, mode: dict) -> None:
+    src = FakeSource(**mode)
+    inbox = src.tree["INBOX"]
+    for n in range(20):
+        inbox.add(message(n), ["\\Seen"] if n % 2 else [])
+    root = tmp_path / "mail"
+    [res] = run(src, root, batch_messages=6)
+    assert res.mode == "first" and res.fetched == 20
+    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
+    assert flags_by_body(root)[message(1)] == "S"
+    assert sum(k.startswith("new/") for k in local_files(root)) == 10  # unflagged: new/
+    # nothing changed: one EXAMINE
+    src.calls.clear()
+    [res] = run(src, root)
+    if mode["condstore"]:
+        assert res.mode == "unchanged" and len(src.calls) == 1
+    else:  # one compact UID/FLAGS comparison
+        assert res.mode == "full" and len(src.calls) == 2 and res.fetched == 0
+    # add, flag, expunge
+    inbox.add(message(100))
+    inbox.set_flags(2, ["\\Flagged", "\\Answered"])
+    inbox.set_flags(1, ["\\Seen"])
+    inbox.expunge(3)
+    [res] = run(src, root)
+    assert (res.fetched, res.flagged, res.deleted) == (1, 2, 1)
+    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
+    fl = flags_by_body(root)
+    assert fl[message(1)] == "FR" and fl[message(0)] == "S" and message(2) not in fl
+    # state survives and the next run is a no-op again
+    [res] = run(src, root)
+    assert res.mode == ("unchanged" if mode["condstore"] else "full")
+    assert (res.fetched, res.flagged, res.deleted) == (0, 0, 0)
+
+
+def test_non_ascii_and_hostile_folders(tmp_path: Path) -> None:
+    src = FakeSource()
+    for name in ("Entwürfe", "日本語/メール", "../x", "a/../../b", "/etc"):
+        from .fake import FakeFolder
+
+        src.tree[name] = FakeFolder()
+        src.tree[name].add(message(len(name)))
+    root = tmp_path / "mail"
+    results = run(src, root)
+    assert all(r.status == "ok" for r in results)
+    assert sorted(os.listdir(root)) == sorted(
+        [".%.etc", ".%2E%2E.x", ".a.%2E%2E.%2E%2E.b", ".Entwürfe", ".日本語.メール",
+         "cur", "new", "tmp", "mailtool-sync.state"])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()
+    assert (root / ".Entwürfe" / "maildirfolder").exists()
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    src = FakeSource()
+    for n in range(3):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    [res] = run(src, root, dry_run=True)
+    assert res.would_fetch == [1, 2, 3] and not root.exists()
+    run(src, root)
+    src.tree["INBOX"].expunge(1)
+    [res] = run(src, root, dry_run=True)
+    assert res.would_delete == [1] and len(contents(root)) == 3
+
+
+def test_keep_deleted(tmp_path: Path) -> None:
+    src = FakeSource()
+    for n in range(3):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    run(src, root)
+    src.tree["INBOX"].expunge(2)
+    [res] = run(src, root, keep_deleted=True)
+    assert res.kept == 1 and len(contents(root)) == 3
+    state = StateStore(root, "INBOX").load()
+    assert state.records[2].gone
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mass_delete_guard(tmp_path: Path, mode: dict) -> None:
+    src = FakeSource(**mode)
+    inbox = src.tree["INBOX"]
+    for n in range(40):
+        inbox.add(message(n))
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 12):
+        inbox.expunge(uid)
+    [res] = run(src, root)
+    assert res.status == "error" and res.exit_code == MassDeleteError.exit_code
+    assert "11 of 40" in (res.error or "") and len(contents(root)) == 40
+    [res] = run(src, root, max_delete_share=0.5)
+    assert res.deleted == 11 and len(contents(root)) == 29
+    for uid in range(12, 41):
+        inbox.expunge(uid)
+    [res] = run(src, root)
+    assert "all 29" in (res.error or "")
+    [res] = run(src, root, allow_mass_delete=True)
+    assert res.deleted == 29 and contents(root) == []
+
+
+def test_uidvalidity_change_rematches(tmp_path: Path) -> None:
+    src = FakeSource()
+    inbox = src.tree["INBOX"]
+    for n in range(10):
+        inbox.add(message(n), ["\\Seen"])
+    inbox.add(message(10, msgid=""))  # no Message-ID: fetched again, old copy goes
+    root = tmp_path / "mail"
+    run(src, root)
+    before = set(local_files(root))
+    inbox.recreate()
+    inbox.set_flags(1, ["\\Flagged"])
+    src.calls.clear()
+    [res] = run(src, root)
+    assert res.mode == "rematch" and res.rematched == 10
+    assert res.fetched == 1 and res.deleted == 1
+    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
+    assert len(set(local_files(root)) & before) == 9  # matched files kept, not re-downloaded
+    assert flags_by_body(root)[message(0)] == "F"
+    [res] = run(src, root)
+    assert res.mode == "unchanged"
+
+
+def test_uidvalidity_change_ambiguous_stops(tmp_path: Path) -> None:
+    src = FakeSource()
+    inbox = src.tree["INBOX"]
+    inbox.add(message(1, msgid="<same@x>"))
+    inbox.add(message(1, msgid="<same@x>"))
+    root = tmp_path / "mail"
+    run(src, root)
+    inbox.recreate()
+    [res] = run(src, root)
+    assert res.status == "error" and res.exit_code == AmbiguousMatchError.exit_code
+    assert "ambiguous" in (res.error or "")
+    assert StateStore(root, "INBOX").load().uidvalidity == 1000  # untouched
+
+
+@pytest.mark.parametrize("fail_after", [0, 3, 7, 12])
+def test_interrupted_fetch_resumes_without_duplicates(tmp_path: Path, fail_after: int) -> None:
+    src = FakeSource()
+    for n in range(15):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    src.fail_after = fail_after
+    with pytest.raises(ConnectionResetError):
+        run(src, root, batch_messages=5)
+    assert not os.listdir(root / "tmp")
+    src.fail_after = None
+    run(src, root, batch_messages=5)
+    assert contents(root) == sorted(m for m, _, _ in src.tree["INBOX"].messages.values())
+
+
+def test_file_stored_before_journal_is_adopted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    src = FakeSource()
+    for n in range(6):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+
+    def crash(self: StateStore) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StateStore, "commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(src, root, batch_messages=4)
+    monkeypatch.undo()
+    assert len(contents(root)) == 4  # published, never journalled
+    [res] = run(src, root)
+    assert res.adopted == 4 and res.fetched == 2
+    assert contents(root) == sorted(m for m, _, _ in src.tree["INBOX"].messages.values())
+
+
+def test_choose_folders() -> None:
+    src = FakeSource()
+    from .fake import FakeFolder
+
+    for name in ("Sent", "Lists/a", "Lists/b", "Trash"):
+        src.tree[name] = FakeFolder()
+    chosen, missing = choose_folders(src.folders(), include=["Lists/*", "INBOX"],
+                                     exclude=["*/b"])
+    assert [f.name for f in chosen] == ["INBOX", "Lists/a"] and missing == []
+    chosen, missing = choose_folders(src.folders(), names=["inbox", "Nope"])
+    assert [f.name for f in chosen] == ["INBOX"] and missing == ["Nope"]
