@@ -1,0 +1,795 @@
+"""The POP3 fetch plan: which messages are new, where they go, and when they may be deleted.
+
+Order of commitment (mpop's model, RFC 1939 section 6 as the safety net):
+
+1. UIDL and LIST, checked against each other; new = UIDLs not in this account's state.
+2. For a batch of new messages: RETR (pipelined when the server allows), stream each one to
+   the destination and make it durable (Maildir: tmp/, fsync, rename into new/).
+3. End of batch: fsync the Maildir directories, then record the batch's UIDLs in the state
+   file (atomic replace, fsynced). A connection lost mid-batch still records everything
+   stored before it.
+4. Only then DELE (for ``--delete``, or ``--delete-after`` once a message is old enough).
+5. QUIT, which is when the server really deletes; deletions are counted only after its +OK.
+   Any error before QUIT closes the connection without it, so the server deletes nothing.
+
+Crash safety: a kill -9 between steps 2 and 3 leaves a stored message the state does not
+know. Maildir file names carry a key derived from the server, user and UIDL (a hash: UIDLs
+are not file-name safe), so the next run recognises the file and records it instead of
+storing it again. For mbox, the state notes the offset of the append in progress; the next
+run rolls an unrecorded append back (truncate) before fetching the message again. An MDA
+cannot be rolled back: after a kill -9 at the wrong moment, at most the one message being
+delivered is delivered again (never lost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from mailtool.config import state_dir
+from mailtool.errors import (
+    ConfigError,
+    LocalIOError,
+    MailtoolError,
+    ProtocolError,
+    TempFailError,
+    UnavailableError,
+)
+from mailtool.exitcodes import ExitCode, worst
+from mailtool.protocol.pop3.client import POP3Client
+from mailtool.protocol.replies import Reply
+from mailtool.store.atomic import read_json, write_json
+from mailtool.store.maildir import Maildir
+from mailtool.store.mbox import Mbox, MboxrdQuoter, count_from_lines
+from mailtool.store.mda import run_mda
+
+#: Messages per batch: one directory fsync and one state write per batch. Larger batches
+#: are faster; a kill -9 costs nothing either way (keys), a lost connection nothing either.
+BATCH_MESSAGES = 200
+#: ...or this many bytes, whichever comes first.
+BATCH_BYTES = 32 * 1024 * 1024
+
+#: Slack allowed over the size LIST announced before a body is treated as runaway.
+SIZE_SLACK = 1024 * 1024
+
+#: Leftover tmp/ files of ours older than this are removed (a killed run's partial writes).
+STALE_TMP = 3600.0
+
+STATE_VERSION = 1
+
+_KEY = re.compile(r"^U[0-9a-f]{32}$")
+
+
+# --- line ends --------------------------------------------------------------------------
+
+
+class CRLFToLF:
+    """Incremental CRLF -> LF (the Unix form Maildir and mbox files use); bare CRs stay."""
+
+    def __init__(self) -> None:
+        self._cr = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._cr = True
+        return chunk.replace(b"\r\n", b"\n")
+
+    def finish(self) -> bytes:
+        if self._cr:
+            self._cr = False
+            return b"\r"
+        return b""
+
+
+def to_lf(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    conv = CRLFToLF()
+    for chunk in chunks:
+        out = conv.feed(chunk)
+        if out:
+            yield out
+    tail = conv.finish()
+    if tail:
+        yield tail
+
+
+# --- identity and state -----------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", text)[:60] or "_"
+
+
+def message_key(host: str, user: str, uidl: str) -> str:
+    """The stable Maildir name part for a message: ``U`` + 32 hex digits."""
+    digest = hashlib.sha256(f"{host.lower()}\0{user}\0{uidl}".encode()).hexdigest()
+    return "U" + digest[:32]
+
+
+def state_path(account: str | None, host: str, user: str) -> Path:
+    """``state_dir()/pop3/<account>-<host>-<user>-<hash>.json``."""
+    ident = f"{account or ''}\0{host.lower()}\0{user}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    name = f"{_safe(account or 'default')}-{_safe(host.lower())}-{_safe(user)}-{digest}.json"
+    return state_dir() / "pop3" / name
+
+
+class UIDLState:
+    """UIDLs already fetched for one account/server/user, with the time first seen.
+
+    Entries: ``{"t": epoch seconds, "h": true if only the headers were taken}``. The file
+    is replaced atomically (write temp, fsync, rename, fsync dir) on every ``save``. An
+    exclusive ``fcntl`` lock on a sibling ``.lock`` file keeps two runs for the same
+    mailbox apart (cron overlap).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, Any] | None = None
+        self.dirty = False
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise TempFailError(
+                f"another pop-fetch is running for this mailbox (lock {self.path.with_suffix('.lock')})",
+                step="state",
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def load(self) -> UIDLState:
+        data = read_json(self.path, default=None)
+        if data is None:
+            return self
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise ConfigError(f"state file {self.path} has an unknown format; move it away")
+        messages = data.get("messages", {})
+        if not isinstance(messages, dict):
+            raise ConfigError(f"state file {self.path} is corrupt; move it away")
+        self.messages = messages
+        pending = data.get("pending")
+        self.pending = pending if isinstance(pending, dict) else None
+        return self
+
+    def prune(self, keep: set[str]) -> None:
+        """Forget UIDLs no longer on the server (or deleted by this run)."""
+        if any(u not in keep for u in self.messages):
+            self.messages = {u: v for u, v in self.messages.items() if u in keep}
+            self.dirty = True
+
+    def save(self, *, keep: set[str] | None = None, force: bool = True) -> None:
+        """Write the state (atomically, durably); with ``keep``, prune first.
+
+        With ``force=False`` nothing is written unless something changed.
+        """
+        if keep is not None:
+            self.prune(keep)
+        if not force and not self.dirty:
+            return
+        doc: dict[str, Any] = {"version": STATE_VERSION, "messages": self.messages}
+        if self.pending is not None:
+            doc["pending"] = self.pending
+        write_json(self.path, doc)
+        self.dirty = False
+
+    def record(self, uidl: str, *, headers_only: bool = False, when: float | None = None) -> None:
+        entry: dict[str, Any] = {"t": int(when if when is not None else time.time())}
+        if headers_only:
+            entry["h"] = True
+        old = self.messages.get(uidl)
+        if old is not None and "t" in old:
+            entry["t"] = old["t"]
+        self.messages[uidl] = entry
+        self.dirty = True
+
+
+# --- destinations -----------------------------------------------------------------------
+
+
+class Destination(Protocol):
+    """Where fetched messages go. ``store`` makes one message durable (or as durable as the
+    destination allows) and returns a description; ``commit`` ends a batch."""
+
+    label: str
+    #: Largest number of stored-but-unrecorded messages allowed (1: record each one).
+    batch_limit: int
+
+    def begin(self, state: UIDLState) -> None: ...
+    def known_keys(self) -> set[str]: ...
+    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str: ...
+    def commit(self) -> None: ...
+    def end(self) -> None: ...
+
+
+class MaildirDestination:
+    """Maildir: tmp/ + fsync + rename per message, one directory fsync per batch."""
+
+    batch_limit = BATCH_MESSAGES
+
+    def __init__(self, path: Path | str) -> None:
+        self.maildir = Maildir(path)
+        self.label = f"maildir:{self.maildir.path}"
+        self._dirty = False
+
+    def begin(self, state: UIDLState) -> None:
+        now = time.time()
+        tmp = self.maildir.path / "tmp"
+        for entry in os.scandir(tmp):
+            parts = entry.name.split(".")
+            if len(parts) >= 3 and _KEY.match(parts[1]):
+                try:
+                    if now - entry.stat().st_mtime > STALE_TMP:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
+
+    def known_keys(self) -> set[str]:
+        keys: set[str] = set()
+        for sub in ("new", "cur"):
+            for entry in os.scandir(self.maildir.path / sub):
+                parts = entry.name.split(".", 2)
+                if len(parts) >= 2 and _KEY.match(parts[1]):
+                    keys.add(parts[1])
+        return keys
+
+    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
+        path = self.maildir.deliver(to_lf(chunks), key=key, fsync=True, sync_dir=False)
+        self._dirty = True
+        return str(path)
+
+    def commit(self) -> None:
+        if self._dirty:
+            try:
+                self.maildir.sync()
+            except OSError as exc:
+                raise LocalIOError(f"cannot fsync {self.maildir.path}: {exc.strerror}") from exc
+            self._dirty = False
+
+    def end(self) -> None:
+        self.commit()
+
+
+class MboxDestination:
+    """mbox (mboxrd), locked for the whole run; each append fsynced."""
+
+    batch_limit = 1
+
+    def __init__(self, path: Path | str) -> None:
+        self.mbox = Mbox(path)
+        self.label = f"mbox:{self.mbox.path}"
+        self._ctx: Any = None
+        self._state: UIDLState | None = None
+
+    def begin(self, state: UIDLState) -> None:
+        self._ctx = self.mbox.locked()
+        self._ctx.__enter__()
+        self._state = state
+        pending = state.pending
+        if pending and pending.get("mbox") == str(self.mbox.path.resolve()):
+            self._recover(state, pending)
+        state.pending = None
+
+    def _recover(self, state: UIDLState, pending: dict[str, Any]) -> None:
+        offset = int(pending.get("offset", -1))
+        uidl = pending.get("uidl")
+        size = self.mbox.size()
+        if offset < 0 or size <= offset:
+            return  # nothing was written
+        starts, count = count_from_lines(self.mbox.path, offset)
+        if starts and count == 1:
+            # Our unrecorded append (complete or not) is the last thing in the file.
+            self.mbox.truncate(offset)
+        elif starts and count > 1 and isinstance(uidl, str):
+            # Someone appended after it, so ours was complete: keep it, record it.
+            state.record(uidl)
+
+    def known_keys(self) -> set[str]:
+        return set()
+
+    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
+        assert self._state is not None
+        if uidl is not None:
+            self._state.pending = {
+                "mbox": str(self.mbox.path.resolve()),
+                "offset": self.mbox.size(),
+                "uidl": uidl,
+            }
+            self._state.save()
+        offset = self.mbox.append(to_lf(chunks))
+        return f"{self.mbox.path}@{offset}"
+
+    def commit(self) -> None:
+        if self._state is not None:
+            self._state.pending = None
+
+    def end(self) -> None:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            ctx.__exit__(None, None, None)
+
+
+class MDADestination:
+    """An MDA command per message; only exit 0 counts as delivered."""
+
+    batch_limit = 1
+
+    def __init__(self, command: str) -> None:
+        from mailtool.store.mda import split_command
+
+        self.argv = split_command(command)
+        self.label = f"mda:{self.argv[0]}"
+
+    def begin(self, state: UIDLState) -> None:
+        return None
+
+    def known_keys(self) -> set[str]:
+        return set()
+
+    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
+        run_mda(self.argv, to_lf(chunks), env={"MAILTOOL_UIDL": uidl or ""})
+        return self.label
+
+    def commit(self) -> None:
+        return None
+
+    def end(self) -> None:
+        return None
+
+
+class StdoutDestination:
+    """Standard output: one message as is, or an mboxrd stream when ``as_mbox``."""
+
+    batch_limit = 1
+
+    def __init__(self, stream: IO[bytes] | None = None, *, as_mbox: bool = True) -> None:
+        self.stream = stream or sys.stdout.buffer
+        self.as_mbox = as_mbox
+        self.label = "stdout"
+
+    def begin(self, state: UIDLState) -> None:
+        return None
+
+    def known_keys(self) -> set[str]:
+        return set()
+
+    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
+        from mailtool.store.mbox import from_line
+
+        if self.as_mbox:
+            quoter = MboxrdQuoter()
+            self.stream.write(from_line())
+            for chunk in to_lf(chunks):
+                self.stream.write(quoter.feed(chunk))
+            self.stream.write(quoter.finish())
+        else:
+            for chunk in to_lf(chunks):
+                self.stream.write(chunk)
+        try:
+            self.stream.flush()
+        except BrokenPipeError as exc:
+            raise LocalIOError("standard output closed") from exc
+        return self.label
+
+    def commit(self) -> None:
+        return None
+
+    def end(self) -> None:
+        return None
+
+
+# --- the plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    fetch_all: bool = False
+    limit: int | None = None
+    max_size: int | None = None
+    headers_only: bool = False
+    delete: bool = False
+    delete_after_days: float | None = None
+    batch_messages: int = BATCH_MESSAGES
+    batch_bytes: int = BATCH_BYTES
+
+
+@dataclass
+class MessageOutcome:
+    number: int
+    uidl: str | None
+    size: int
+    status: str = "pending"  # stored | recovered | skipped | headers | deferred | failed | kept
+    destination: str | None = None
+    deleted: bool = False
+    marked: bool = False
+    note: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "uidl": self.uidl,
+            "size": self.size,
+            "status": self.status,
+            "destination": self.destination,
+            "deleted": self.deleted,
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+@dataclass
+class FetchResult:
+    on_server: int = 0
+    new: int = 0
+    stored: int = 0
+    recovered: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    bytes: int = 0
+    elapsed: float = 0.0
+    uidl_supported: bool = True
+    messages: list[MessageOutcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+    error: MailtoolError | None = None
+
+    def summary(self) -> str:
+        mb = self.bytes / 1e6
+        parts = [f"{self.new} new", f"{self.stored} stored"]
+        if self.recovered:
+            parts.append(f"{self.recovered} recovered")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        parts.append(f"{self.deleted} deleted")
+        return ", ".join(parts) + f", {mb:.1f} MB in {self.elapsed:.1f} s"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "on_server": self.on_server,
+            "new": self.new,
+            "stored": self.stored,
+            "recovered": self.recovered,
+            "skipped": self.skipped,
+            "deleted": self.deleted,
+            "bytes": self.bytes,
+            "elapsed": round(self.elapsed, 3),
+            "uidl": self.uidl_supported,
+            "messages": [m.as_json() for m in self.messages if m.status != "kept" or m.marked],
+            "warnings": self.warnings,
+            "exit_code": int(self.exit_code),
+            **({"error": self.error.one_line()} if self.error else {}),
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+class Fetcher:
+    """Runs the plan over a logged-in ``POP3Client`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: POP3Client,
+        destination: Destination,
+        state: UIDLState,
+        options: FetchOptions,
+        *,
+        host: str,
+        user: str,
+        progress: Progress | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.dest = destination
+        self.state = state
+        self.opts = options
+        self.host = host
+        self.user = user
+        self.progress = progress
+        self.clock = clock
+        self.result = FetchResult()
+        self._unrecorded: list[tuple[str, bool]] = []
+        self._on_server: set[str] = set()
+
+    # -- listing -------------------------------------------------------------------
+
+    def _listing(self) -> tuple[dict[int, int], dict[int, str] | None]:
+        sizes = self.client.list()
+        try:
+            uids: dict[int, str] | None = self.client.uidl()
+        except MailtoolError as exc:
+            # Only a plain -ERR means "no UIDL here"; a lost connection, a [SYS/TEMP] or a
+            # grammar violation is an error like any other.
+            reply = exc.reply
+            if isinstance(exc, ProtocolError) or not isinstance(reply, Reply):
+                raise
+            if reply.is_transient:
+                raise
+            uids = None
+        if uids is not None and set(uids) != set(sizes):
+            only_list = sorted(set(sizes) - set(uids))[:5]
+            only_uidl = sorted(set(uids) - set(sizes))[:5]
+            raise ProtocolError(
+                f"LIST and UIDL disagree (only in LIST: {only_list}, only in UIDL: {only_uidl});"
+                " nothing fetched",
+                step="UIDL",
+            )
+        return sizes, uids
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self) -> FetchResult:
+        start = time.monotonic()
+        res = self.result
+        quit_ok = False
+        try:
+            self.dest.begin(self.state)
+            sizes, uids = self._listing()
+            res.on_server = len(sizes)
+            res.uidl_supported = uids is not None
+            if uids is None:
+                if not (self.opts.delete or self.opts.fetch_all):
+                    raise UnavailableError(
+                        "the server has no UIDL, so new messages cannot be told from old ones",
+                        step="UIDL",
+                        hint="use --delete to fetch and remove every message, or --all",
+                    )
+                res.warnings.append(
+                    "server has no UIDL: fetching every message"
+                    + ("" if self.opts.delete else " (again next time: use --delete)")
+                )
+            self._on_server = set(uids.values()) if uids else set()
+            outcomes = [
+                MessageOutcome(n, uids.get(n) if uids else None, sizes[n]) for n in sorted(sizes)
+            ]
+            res.messages = outcomes
+            todo = self._select(outcomes)
+            if uids is not None:
+                # Forget UIDLs no longer on the server; persist any recovery before fetching.
+                self.state.prune(self._on_server)
+            self.state.save(force=False)
+            self._delete_old(outcomes)
+            self._fetch(todo)
+            marked = [m for m in outcomes if m.marked]
+            self.client.quit()
+            quit_ok = True
+            for m in marked:
+                m.deleted = True
+            res.deleted = len(marked)
+        except MailtoolError as exc:
+            if res.error is None:
+                res.error = exc
+        finally:
+            try:
+                self._record()
+            except MailtoolError as exc:
+                res.error = res.error or exc
+            try:
+                self.dest.end()
+            except MailtoolError as exc:
+                res.error = res.error or exc
+            if not quit_ok:
+                self.client.close()
+            if self._on_server:
+                deleted = {m.uidl for m in res.messages if m.deleted and m.uidl}
+                self.state.prune(self._on_server - deleted)
+            try:
+                self.state.save(force=False)
+            except MailtoolError as exc:
+                res.error = res.error or exc
+            res.elapsed = time.monotonic() - start
+        codes = [int(res.error.exit_code)] if res.error else []
+        if any(m.status == "deferred" for m in res.messages):
+            codes.append(ExitCode.TEMPFAIL)
+        if any(m.marked and not m.deleted for m in res.messages) and not codes:
+            codes.append(ExitCode.TEMPFAIL)
+        res.exit_code = worst(*codes)
+        return res
+
+    def _select(self, outcomes: list[MessageOutcome]) -> list[MessageOutcome]:
+        """Decide what to fetch; recognise messages a killed run stored but did not record."""
+        res = self.result
+        todo: list[MessageOutcome] = []
+        known_keys: set[str] | None = None
+        for m in outcomes:
+            if m.uidl is not None and m.uidl in self.state.messages and not self.opts.fetch_all:
+                m.status = "kept"
+                continue
+            if m.uidl is not None and not self.opts.fetch_all:
+                if known_keys is None:
+                    known_keys = self.dest.known_keys()
+                if message_key(self.host, self.user, m.uidl) in known_keys:
+                    self.state.record(m.uidl, when=self.clock())
+                    m.status = "recovered"
+                    m.note = "stored by an interrupted run"
+                    res.recovered += 1
+                    continue
+            todo.append(m)
+        res.new = len(todo) + res.recovered
+        if self.opts.limit is not None:
+            todo = todo[: self.opts.limit]
+        chosen: list[MessageOutcome] = []
+        for m in todo:
+            if self.opts.max_size is not None and m.size > self.opts.max_size:
+                if not self.opts.headers_only:
+                    m.status = "skipped"
+                    m.note = f"larger than --max-size ({m.size} > {self.opts.max_size} bytes)"
+                    res.skipped += 1
+                    continue
+                m.status = "headers"
+            chosen.append(m)
+        return chosen
+
+    def _deletable(self, m: MessageOutcome, now: float) -> bool:
+        if m.uidl is None:
+            return self.opts.delete and m.status == "stored"
+        entry = self.state.messages.get(m.uidl)
+        if entry is None or entry.get("h"):
+            return False  # not stored, or only its headers: never delete
+        if self.opts.delete_after_days is not None:
+            return now - float(entry.get("t", now)) >= self.opts.delete_after_days * 86400
+        return self.opts.delete
+
+    def _delete_old(self, outcomes: list[MessageOutcome]) -> None:
+        if not (self.opts.delete or self.opts.delete_after_days is not None):
+            return
+        now = self.clock()
+        old = [m for m in outcomes if m.status in ("kept", "recovered") and self._deletable(m, now)]
+        self._dele(old)
+
+    def _dele(self, batch: list[MessageOutcome]) -> None:
+        if not batch:
+            return
+        replies = self.client.dele_many([m.number for m in batch])
+        for m in batch:
+            reply = replies[m.number]
+            if reply.is_positive:
+                m.marked = True
+            else:
+                m.note = f"DELE refused: {reply.one_line()}"
+                self.result.warnings.append(f"message {m.number}: {m.note}")
+
+    def _fetch(self, todo: list[MessageOutcome]) -> None:
+        res = self.result
+        total = sum(m.size for m in todo)
+        done = 0
+        limit = min(self.opts.batch_messages, self.dest.batch_limit)
+        index = 0
+        while index < len(todo):
+            batch: list[MessageOutcome] = []
+            size = 0
+            while index < len(todo) and len(batch) < limit and (
+                not batch or size < self.opts.batch_bytes
+            ):
+                batch.append(todo[index])
+                size += todo[index].size
+                index += 1
+            by_number = {m.number: m for m in batch}
+            groups = [[m for m in batch if m.status != "headers"],
+                      [m for m in batch if m.status == "headers"]]
+            for group, top in ((groups[0], None), (groups[1], 0)):
+                if not group:
+                    continue
+                stream = self.client.retr_many(
+                    [m.number for m in group],
+                    top_lines=top,
+                    max_bytes=_size_bound(by_number),
+                )
+                for num, chunks in stream:
+                    m = by_number[num]
+                    key = (
+                        message_key(self.host, self.user, m.uidl)
+                        if m.uidl is not None and isinstance(self.dest, MaildirDestination)
+                        else None
+                    )
+                    try:
+                        m.destination = self.dest.store(counted(chunks, res), key=key, uidl=m.uidl)
+                    except TempFailError as exc:
+                        if exc.step != "MDA":
+                            raise
+                        m.status = "deferred"
+                        m.note = exc.message
+                        res.warnings.append(f"message {m.number}: {exc.message}")
+                        continue
+                    m.status = "headers" if top is not None else "stored"
+                    res.stored += 1
+                    if m.uidl is not None:
+                        self._unrecorded.append((m.uidl, top is not None))
+                    done += m.size
+                    if self.progress is not None:
+                        self.progress(done, total)
+            self._record()
+            if self.opts.delete or self.opts.delete_after_days is not None:
+                now = self.clock()
+                self._dele([m for m in batch if m.status == "stored" and self._deletable(m, now)])
+
+    def _record(self) -> None:
+        """Make the batch durable in the destination, then in the state (in that order)."""
+        self.dest.commit()
+        if not self._unrecorded:
+            return
+        now = self.clock()
+        for uidl, headers_only in self._unrecorded:
+            self.state.record(uidl, headers_only=headers_only, when=now)
+        self._unrecorded = []
+        self.state.save()
+
+
+def _size_bound(by_number: dict[int, MessageOutcome]) -> Callable[[int], int]:
+    """Most bytes we accept for a message: twice what LIST said, plus slack."""
+    return lambda n: by_number[n].size * 2 + SIZE_SLACK
+
+
+def counted(chunks: Iterable[bytes], result: FetchResult) -> Iterator[bytes]:
+    for chunk in chunks:
+        result.bytes += len(chunk)
+        yield chunk
+
+
+def fetch(
+    endpoint: Any,
+    creds: Any,
+    destination: Destination,
+    options: FetchOptions,
+    *,
+    timeout: float = 60.0,
+    transcript: Any = None,
+    before_secret: Callable[[bool], None] | None = None,
+    progress: Progress | None = None,
+) -> FetchResult:
+    """Connect to ``endpoint`` (an ``endpoint.Endpoint``), log in, and run the plan.
+
+    The state file is locked for the whole run (a second run for the same mailbox exits 75
+    at once). Errors before the fetch starts (connect, TLS, login) are raised; errors during
+    it are in ``result.error`` with everything stored so far recorded.
+    """
+    state = UIDLState(state_path(endpoint.account, endpoint.host, creds.user))
+    state.lock()
+    try:
+        state.load()
+        client = POP3Client.open(
+            endpoint.host,
+            endpoint.port,
+            tls_mode=endpoint.tls_mode,
+            tls=endpoint.tls,
+            timeout=timeout,
+            transcript=transcript,
+        )
+        try:
+            client.login(creds, method=endpoint.auth, before_secret=before_secret)
+        except BaseException:
+            client.close()
+            raise
+        fetcher = Fetcher(
+            client,
+            destination,
+            state,
+            options,
+            host=endpoint.host,
+            user=creds.user,
+            progress=progress,
+        )
+        return fetcher.run()
+    finally:
+        state.unlock()
