@@ -1,0 +1,587 @@
+"""IMAP response parser: one framed response (segments + literals) -> a typed response.
+
+Theory of operation. ``parse_response`` reads the first token: ``+`` is a continuation
+request, ``*`` untagged data, anything else a tagged status. Untagged data is dispatched on
+its keyword (RFC 9051 section 7): status responses (OK/NO/BAD/BYE/PREAUTH with an optional
+``[code]``), ``n EXISTS/RECENT/EXPUNGE``, ``n FETCH (...)``, CAPABILITY, FLAGS, LIST/LSUB,
+STATUS, SEARCH (with RFC 7162 MODSEQ), ESEARCH (RFC 4731), ENABLED (RFC 5161), NAMESPACE
+(RFC 2342), ID (RFC 2971) and VANISHED (RFC 7162). Unknown keywords are kept as a generic
+value tree rather than refused, so a new extension does not break us.
+
+FETCH items are typed: FLAGS, UID, RFC822.SIZE, MODSEQ, INTERNALDATE, ENVELOPE
+(``Envelope``), BODYSTRUCTURE/BODY (``BodyStructure``), ``BODY[section]<origin>``,
+``BINARY[...]`` and RFC822[.HEADER|.TEXT] (``bytes``, NIL, or the session's
+``StreamedLiteral``). Pure: bytes in, values out, only ``IMAPParseError`` on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mailtool.protocol.imap.lexer import IMAPParseError, Lexer, to_number
+from mailtool.protocol.imap.types import (
+    Address,
+    BodyStructure,
+    Continuation,
+    Envelope,
+    ESearch,
+    FetchData,
+    ListEntry,
+    MailboxStatus,
+    Response,
+    ResponseCode,
+    StatusResponse,
+    StreamedLiteral,
+    UIDSet,
+    Untagged,
+    Vanished,
+    text_of,
+)
+from mailtool.protocol.imap.utf7 import decode_mailbox
+from mailtool.protocol.replies import decode_server_text
+
+#: Most ranges we accept in one sequence set from the server (VANISHED, ESEARCH ALL).
+MAX_SET_RANGES = 1_000_000
+
+_STATUS_WORDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
+_NUMERIC_CODES = frozenset({"UIDVALIDITY", "UIDNEXT", "UNSEEN", "HIGHESTMODSEQ"})
+_LIST_CODES = frozenset({"PERMANENTFLAGS", "BADCHARSET"})
+_STRING_ITEMS = ("BODY[", "BINARY[", "RFC822")
+
+
+def parse_line(line: bytes) -> Response:
+    """Parse a response held in one line (no literals); CRLF optional. For tests and tools."""
+    return parse_response([line.rstrip(b"\r\n")], [])
+
+
+def parse_response(segments: list[bytes], literals: list[Any]) -> Response:
+    """Parse one framed response.
+
+    Raises:
+        IMAPParseError: the response does not follow the grammar.
+    """
+    lx = Lexer(segments, literals)
+    first = lx.peek()
+    if first == 0x2B:  # "+"
+        lx.pos += 1
+        lx.skip_sp()
+        raw = lx.rest()
+        _end(lx)
+        return Continuation(text=decode_server_text(raw), data=raw)
+    if first == 0x2A:  # "*"
+        lx.pos += 1
+        lx.expect_sp()
+        return _untagged(lx)
+    tag = lx.atom()
+    if not all(0x21 <= ord(c) <= 0x7E and c not in "+*" for c in tag):
+        raise lx.error("malformed tag")
+    lx.expect_sp()
+    status = lx.atom().upper()
+    if status not in ("OK", "NO", "BAD"):
+        raise lx.error(f"tagged response with status {status!r}")
+    return _status(lx, tag, status)
+
+
+def _end(lx: Lexer) -> None:
+    lx.skip_sp()
+    if not lx.at_end():
+        raise lx.error("unexpected data at the end of the response")
+
+
+def _status(lx: Lexer, tag: str | None, status: str) -> StatusResponse:
+    code = None
+    lx.skip_sp()
+    if lx.peek() == 0x5B:  # "["
+        code = _resp_code(lx)
+        lx.skip_sp()
+    text = decode_server_text(lx.rest())
+    _end(lx)
+    return StatusResponse(tag=tag, status=status, code=code, text=text)  # type: ignore[arg-type]
+
+
+def _resp_code(lx: Lexer) -> ResponseCode:
+    lx.expect(b"[")
+    name = lx.atom().upper()
+    args: tuple[Any, ...] = ()
+    text = ""
+    if lx.peek() == 0x20:
+        lx.skip_sp()
+        start = lx.pos
+        if name in _LIST_CODES and lx.peek() == 0x28:
+            args = tuple(lx.list())
+        elif name == "CAPABILITY":
+            words = []
+            while lx.peek() not in (0x5D, None):
+                words.append(lx.atom().upper())
+                lx.skip_sp()
+            args = tuple(words)
+        else:
+            while lx.peek() not in (0x5D, None):
+                lx.pos += 1
+        text = decode_server_text(lx._cur[start : lx.pos])
+        if not args and text:
+            words_ = text.split()
+            if name in _NUMERIC_CODES:
+                args = (to_number(words_[0], f"{name} value"),)
+            else:
+                args = tuple(words_)
+    lx.skip_sp()
+    if not lx.accept(b"]"):
+        raise lx.error("unterminated response code")
+    return ResponseCode(name=name, args=args, text=text)
+
+
+def _untagged(lx: Lexer) -> Response:
+    c = lx.peek()
+    if c is not None and 0x30 <= c <= 0x39:
+        number = lx.number()
+        lx.expect_sp()
+        kind = lx.atom().upper()
+        if kind == "FETCH":
+            lx.expect_sp()
+            fetch = _fetch(lx, number)
+            _end(lx)
+            return Untagged(kind="FETCH", number=number, value=fetch)
+        # EXISTS, RECENT, EXPUNGE, and whatever else a server may number.
+        rest = lx.rest()
+        return Untagged(kind=kind, number=number, value=decode_server_text(rest).strip() or None)
+    word = lx.atom().upper()
+    if word in _STATUS_WORDS:
+        return _status(lx, None, word)
+    lx.skip_sp()
+    handler = _UNTAGGED.get(word)
+    if handler is not None:
+        result = handler(lx)
+        _end(lx)
+        return result
+    values = []
+    while not lx.at_end():
+        values.append(lx.value())
+        lx.skip_sp()
+    return Untagged(kind=word, value=values)
+
+
+def _words(lx: Lexer) -> tuple[str, ...]:
+    words = []
+    while not lx.at_end():
+        words.append(lx.atom())
+        lx.skip_sp()
+    return tuple(words)
+
+
+def _capability(lx: Lexer) -> Untagged:
+    return Untagged(kind="CAPABILITY", value=tuple(w.upper() for w in _words(lx)))
+
+
+def _enabled(lx: Lexer) -> Untagged:
+    return Untagged(kind="ENABLED", value=tuple(w.upper() for w in _words(lx)))
+
+
+def _flags(lx: Lexer) -> Untagged:
+    return Untagged(kind="FLAGS", value=_flag_list(lx))
+
+
+def _flag_list(lx: Lexer) -> tuple[str, ...]:
+    values = lx.list()
+    if not all(isinstance(v, str) for v in values):
+        raise lx.error("malformed flag list")
+    return tuple(values)
+
+
+def _search(lx: Lexer) -> Untagged:
+    numbers = []
+    modseq = None
+    while not lx.at_end():
+        if lx.peek() == 0x28:
+            inner = lx.list()
+            if len(inner) == 2 and isinstance(inner[0], str) and inner[0].upper() == "MODSEQ":
+                modseq = to_number(inner[1], "MODSEQ")
+            else:
+                raise lx.error("malformed SEARCH result")
+        else:
+            numbers.append(lx.number())
+        lx.skip_sp()
+    return Untagged(kind="SEARCH", value=tuple(numbers), extra=modseq)
+
+
+def parse_set(text: str) -> UIDSet:
+    """A sequence set from the server (``1:5,7,9:8``) -> ``UIDSet``.
+
+    Raises:
+        IMAPParseError: malformed, ``*``, zero, or more than ``MAX_SET_RANGES`` ranges.
+    """
+    ranges: list[tuple[int, int]] = []
+    parts = text.split(",")
+    if len(parts) > MAX_SET_RANGES:
+        raise IMAPParseError("sequence set too long")
+    for part in parts:
+        lo_s, sep, hi_s = part.partition(":")
+        lo = to_number(lo_s, "sequence number")
+        hi = to_number(hi_s, "sequence number") if sep else lo
+        if lo == 0 or hi == 0:
+            raise IMAPParseError("zero in a sequence set")
+        if lo > hi:
+            lo, hi = hi, lo
+        ranges.append((lo, hi))
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return UIDSet(tuple(merged))
+
+
+def _esearch(lx: Lexer) -> Untagged:
+    tag = None
+    uid = False
+    fields: dict[str, Any] = {}
+    if lx.peek() == 0x28:
+        corr = lx.list()
+        if len(corr) != 2 or not isinstance(corr[0], str) or corr[0].upper() != "TAG":
+            raise lx.error("malformed ESEARCH correlator")
+        if not isinstance(corr[1], bytes):
+            raise lx.error("malformed ESEARCH tag")
+        tag = corr[1].decode("ascii", "replace")
+        lx.skip_sp()
+    while not lx.at_end():
+        name = lx.atom().upper()
+        lx.skip_sp()
+        if name == "UID":
+            uid = True
+            continue
+        value = lx.value()
+        lx.skip_sp()
+        if name == "ALL":
+            if not isinstance(value, str):
+                raise lx.error("malformed ESEARCH ALL")
+            fields["all"] = parse_set(value)
+        elif name in ("MIN", "MAX", "COUNT", "MODSEQ"):
+            fields[name.lower()] = to_number(value, f"ESEARCH {name}")
+        # other return data (PARTIAL, RELEVANCY ...) is ignored
+    return Untagged(kind="ESEARCH", value=ESearch(tag=tag, uid=uid, **fields))
+
+
+def _vanished(lx: Lexer) -> Untagged:
+    earlier = False
+    if lx.peek() == 0x28:
+        inner = lx.list()
+        if [str(v).upper() for v in inner] != ["EARLIER"]:
+            raise lx.error("malformed VANISHED")
+        earlier = True
+        lx.skip_sp()
+    uids = parse_set(lx.atom())
+    return Untagged(kind="VANISHED", value=Vanished(earlier=earlier, uids=uids))
+
+
+def _list(lx: Lexer, kind: str = "LIST") -> Untagged:
+    attrs = _flag_list(lx)
+    lx.expect_sp()
+    delim_value = lx.nstring()
+    if isinstance(delim_value, StreamedLiteral):
+        raise lx.error("malformed LIST delimiter")
+    delimiter = delim_value.decode("utf-8", "replace") if delim_value is not None else None
+    lx.expect_sp()
+    raw = lx.astring()
+    lx.skip_sp()
+    extended: tuple[Any, ...] = ()
+    if lx.peek() == 0x28:
+        extended = tuple(lx.list())
+    entry = ListEntry(
+        attributes=attrs,
+        delimiter=delimiter,
+        raw_name=raw,
+        name=decode_mailbox(raw),
+        extended=extended,
+    )
+    return Untagged(kind=kind, value=entry)
+
+
+def _lsub(lx: Lexer) -> Untagged:
+    return _list(lx, "LSUB")
+
+
+def _status_data(lx: Lexer) -> Untagged:
+    raw = lx.astring()
+    lx.skip_sp()
+    values = lx.list()
+    if len(values) % 2:
+        raise lx.error("malformed STATUS data")
+    items: dict[str, int] = {}
+    for key, value in zip(values[::2], values[1::2]):
+        if not isinstance(key, str):
+            raise lx.error("malformed STATUS item")
+        items[key.upper()] = to_number(value, f"STATUS {key}")
+    return Untagged(
+        kind="STATUS", value=MailboxStatus(raw_name=raw, name=decode_mailbox(raw), items=items)
+    )
+
+
+def _id(lx: Lexer) -> Untagged:
+    value = lx.value()
+    result: dict[str, str | None] = {}
+    if isinstance(value, list):
+        for key, val in zip(value[::2], value[1::2]):
+            result[text_of(key) or ""] = text_of(val)
+    elif value is not None:
+        raise lx.error("malformed ID response")
+    return Untagged(kind="ID", value=result)
+
+
+def _namespace(lx: Lexer) -> Untagged:
+    groups = []
+    for index in range(3):
+        if index:
+            lx.expect_sp()
+        value = lx.value()
+        entries: list[tuple[str, str | None]] = []
+        if isinstance(value, list):
+            for desc in value:
+                if not isinstance(desc, list) or len(desc) < 2:
+                    raise lx.error("malformed NAMESPACE entry")
+                prefix = desc[0] if isinstance(desc[0], bytes) else b""
+                entries.append((decode_mailbox(prefix), text_of(desc[1])))
+        elif value is not None:
+            raise lx.error("malformed NAMESPACE response")
+        groups.append(tuple(entries))
+    return Untagged(kind="NAMESPACE", value=tuple(groups))
+
+
+_UNTAGGED = {
+    "CAPABILITY": _capability,
+    "ENABLED": _enabled,
+    "FLAGS": _flags,
+    "SEARCH": _search,
+    "ESEARCH": _esearch,
+    "VANISHED": _vanished,
+    "LIST": _list,
+    "LSUB": _lsub,
+    "STATUS": _status_data,
+    "ID": _id,
+    "NAMESPACE": _namespace,
+}
+
+
+# --- FETCH ------------------------------------------------------------------------------
+
+
+def _fetch(lx: Lexer, seq: int) -> FetchData:
+    lx.expect(b"(")
+    items: dict[str, Any] = {}
+    while True:
+        lx.skip_sp()
+        if lx.accept(b")"):
+            break
+        if lx.at_end():
+            raise lx.error("unterminated FETCH response")
+        name = lx.fetch_att_name()
+        lx.expect_sp()
+        items[name] = _fetch_value(lx, name)
+    return FetchData(seq=seq, items=items)
+
+
+def _fetch_value(lx: Lexer, name: str) -> Any:
+    if name == "FLAGS":
+        return _flag_list(lx)
+    if name in ("UID", "RFC822.SIZE"):
+        return lx.number()
+    if name == "MODSEQ":
+        inner = lx.list()
+        if len(inner) != 1:
+            raise lx.error("malformed MODSEQ")
+        return to_number(inner[0], "MODSEQ")
+    if name == "INTERNALDATE":
+        value = lx.nstring()
+        if not isinstance(value, bytes):
+            raise lx.error("malformed INTERNALDATE")
+        return value.decode("ascii", "replace")
+    if name == "ENVELOPE":
+        return envelope_from(lx.list())
+    if name in ("BODYSTRUCTURE", "BODY"):
+        return bodystructure_from(lx.list())
+    if name.startswith(_STRING_ITEMS):
+        return lx.nstring()
+    return lx.value()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return decode_server_text(value)
+    raise IMAPParseError(f"expected a string, got {type(value).__name__}")
+
+
+def _addresses(value: Any) -> tuple[Address, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise IMAPParseError("malformed address list in ENVELOPE")
+    result = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 4:
+            raise IMAPParseError("malformed address in ENVELOPE")
+        name, adl, mailbox, host = (_text(v) for v in item)
+        result.append(Address(name=name, adl=adl, mailbox=mailbox, host=host))
+    return tuple(result)
+
+
+def envelope_from(value: Any) -> Envelope:
+    """An ENVELOPE list (generic values) -> ``Envelope``.
+
+    Raises:
+        IMAPParseError: not ten fields of the right kinds.
+    """
+    if not isinstance(value, list) or len(value) != 10:
+        raise IMAPParseError("malformed ENVELOPE: expected 10 fields")
+    return Envelope(
+        date=_text(value[0]),
+        subject=_text(value[1]),
+        from_=_addresses(value[2]),
+        sender=_addresses(value[3]),
+        reply_to=_addresses(value[4]),
+        to=_addresses(value[5]),
+        cc=_addresses(value[6]),
+        bcc=_addresses(value[7]),
+        in_reply_to=_text(value[8]),
+        message_id=_text(value[9]),
+    )
+
+
+def _params(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, list) or len(value) % 2:
+        raise IMAPParseError("malformed body parameter list")
+    result = {}
+    for key, val in zip(value[::2], value[1::2]):
+        k = _text(key)
+        if k is None:
+            raise IMAPParseError("NIL body parameter name")
+        result[k.lower()] = _text(val) or ""
+    return result
+
+
+def _disposition(value: Any) -> tuple[str | None, dict[str, str]]:
+    if value is None:
+        return None, {}
+    if not isinstance(value, list) or len(value) != 2:
+        raise IMAPParseError("malformed body disposition")
+    kind = _text(value[0])
+    return (kind.lower() if kind else None), _params(value[1])
+
+
+def _language(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, bytes):
+        return (decode_server_text(value),)
+    if isinstance(value, list):
+        return tuple(_text(v) or "" for v in value)
+    raise IMAPParseError("malformed body language")
+
+
+def _number_field(value: Any, what: str) -> int:
+    if isinstance(value, str):
+        return to_number(value, what)
+    raise IMAPParseError(f"malformed {what}")
+
+
+def bodystructure_from(value: Any, part_id: str = "") -> BodyStructure:
+    """A BODYSTRUCTURE list (generic values) -> ``BodyStructure`` with section numbers.
+
+    Raises:
+        IMAPParseError: the structure does not follow RFC 9051 ``body``.
+    """
+    if not isinstance(value, list) or not value:
+        raise IMAPParseError("malformed BODYSTRUCTURE")
+    if isinstance(value[0], list):
+        parts = []
+        index = 0
+        while index < len(value) and isinstance(value[index], list):
+            child_id = f"{part_id}.{index + 1}" if part_id else str(index + 1)
+            parts.append(bodystructure_from(value[index], child_id))
+            index += 1
+        if index >= len(value):
+            raise IMAPParseError("multipart BODYSTRUCTURE without a subtype")
+        subtype = _text(value[index]) or ""
+        ext = value[index + 1 :]
+        params = _params(ext[0]) if len(ext) > 0 else {}
+        disp, disp_params = _disposition(ext[1]) if len(ext) > 1 else (None, {})
+        return BodyStructure(
+            type="multipart",
+            subtype=subtype.lower(),
+            params=params,
+            disposition=disp,
+            disposition_params=disp_params,
+            language=_language(ext[2]) if len(ext) > 2 else (),
+            location=_text(ext[3]) if len(ext) > 3 and not isinstance(ext[3], list) else None,
+            parts=tuple(parts),
+            part_id=part_id,
+        )
+    if len(value) < 7:
+        raise IMAPParseError("single-part BODYSTRUCTURE with fewer than 7 fields")
+    mtype = (_text(value[0]) or "").lower()
+    subtype = (_text(value[1]) or "").lower()
+    fields: dict[str, Any] = {
+        "params": _params(value[2]),
+        "id": _text(value[3]),
+        "description": _text(value[4]),
+        "encoding": (_text(value[5]) or "").upper() or None,
+        "size": _number_field(value[6], "body size"),
+    }
+    rest = value[7:]
+    if mtype == "message" and subtype in ("rfc822", "global") and len(rest) >= 3:
+        fields["envelope"] = envelope_from(rest[0])
+        own = part_id or "1"
+        inner_multi = isinstance(rest[1], list) and bool(rest[1]) and isinstance(rest[1][0], list)
+        inner = bodystructure_from(rest[1], own if inner_multi else f"{own}.1")
+        fields["body"] = inner
+        fields["lines"] = _number_field(rest[2], "body lines")
+        rest = rest[3:]
+    elif mtype == "text":
+        if not rest:
+            raise IMAPParseError("text BODYSTRUCTURE without a line count")
+        fields["lines"] = _number_field(rest[0], "body lines")
+        rest = rest[1:]
+    if rest:
+        fields["md5"] = _text(rest[0]) if not isinstance(rest[0], list) else None
+    if len(rest) > 1:
+        fields["disposition"], fields["disposition_params"] = _disposition(rest[1])
+    if len(rest) > 2:
+        fields["language"] = _language(rest[2])
+    if len(rest) > 3 and not isinstance(rest[3], list):
+        fields["location"] = _text(rest[3])
+    return BodyStructure(type=mtype, subtype=subtype, part_id=part_id or "1", **fields)
+
+
+_PREFIX_NUM = re.compile(rb"[ (](UID|RFC822\.SIZE) (\d{1,19})(?=[ )])", re.IGNORECASE)
+_PREFIX_FLAGS = re.compile(rb"[ (]FLAGS \(([^()\"{]*)\)", re.IGNORECASE)
+_PREFIX_DATE = re.compile(rb'[ (]INTERNALDATE "([^"]{1,64})"', re.IGNORECASE)
+_PREFIX_MODSEQ = re.compile(rb"[ (]MODSEQ \((\d{1,19})\)", re.IGNORECASE)
+
+
+def fetch_prefix_items(prefix: bytes) -> dict[str, Any]:
+    """The simple items (UID, RFC822.SIZE, FLAGS, INTERNALDATE, MODSEQ) in the text of a
+    FETCH response *before* its body literal, so a body sink can be chosen by UID.
+
+    Best effort: an item the server sends after the body is simply absent; the complete
+    ``FetchData`` that follows the body is authoritative.
+    """
+    if b"\n" in prefix:  # a literal came first (e.g. an ENVELOPE field): too ambiguous
+        return {}
+    items: dict[str, Any] = {}
+    for m in _PREFIX_NUM.finditer(prefix):
+        items.setdefault(m.group(1).decode().upper(), int(m.group(2)))
+    flags = _PREFIX_FLAGS.search(prefix)
+    if flags:
+        items["FLAGS"] = tuple(flags.group(1).decode("utf-8", "replace").split())
+    date = _PREFIX_DATE.search(prefix)
+    if date:
+        items["INTERNALDATE"] = date.group(1).decode("ascii", "replace")
+    modseq = _PREFIX_MODSEQ.search(prefix)
+    if modseq:
+        items["MODSEQ"] = int(modseq.group(1))
+    return items
