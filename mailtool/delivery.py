@@ -1,0 +1,495 @@
+"""Deliver a message to its recipients and say what happened to each one.
+
+Flow: recipients -> routes (all to the smarthost, or grouped by domain to each domain's MX
+hosts) -> attempts (host after host) -> one ``RecipientOutcome`` per recipient:
+``accepted``, ``deferred`` (temporary: 4xx, timeout, connection lost) or ``rejected``
+(permanent). The exit status of a delivery is the worst of its outcomes.
+
+MX walk (RFC 5321 section 5.1): hosts in preference order; a connection failure, a timeout
+or a 4xx at greeting, EHLO or MAIL moves on to the next host; a 5xx is final for the
+recipients it answered; when every host failed temporarily the recipients are deferred.
+A null MX fails the domain's recipients at once; NXDOMAIN gives exit 68.
+
+``Deliverer`` keeps one connection per host open across messages (``send --batch``, and
+the outbox built on top of this module); ``deliver`` is the one-shot function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailtool.compose import Envelope, MessageSource
+from mailtool.errors import (
+    AuthError,
+    DataError,
+    MailtoolError,
+    TLSError,
+    TransportError,
+    TransportTimeoutError,
+)
+from mailtool.exitcodes import ExitCode, worst
+from mailtool.protocol.replies import Reply, exit_code_for
+from mailtool.protocol.sasl import Credentials
+from mailtool.protocol.smtp.client import SMTPClient, Timeouts
+from mailtool.protocol.smtp.session import mail_parameters, rcpt_parameters
+from mailtool.protocol.tls import TLSMode, TLSSettings
+from mailtool.protocol.transcript import Transcript
+
+log = logging.getLogger("mailtool.delivery")
+
+ACCEPTED = "accepted"
+DEFERRED = "deferred"
+REJECTED = "rejected"
+
+
+@dataclass
+class RecipientOutcome:
+    """What happened to one recipient."""
+
+    recipient: str
+    status: str  # accepted | deferred | rejected
+    step: str = ""
+    code: int | None = None
+    enhanced: str | None = None
+    text: str = ""
+    host: str | None = None
+    exit_code: int = 0
+
+    @classmethod
+    def from_reply(cls, recipient: str, reply: Reply, step: str, host: str | None
+                   ) -> RecipientOutcome:
+        if reply.is_positive:
+            status = ACCEPTED
+        elif reply.is_transient:
+            status = DEFERRED
+        else:
+            status = REJECTED
+        return cls(recipient, status, step, reply.code, reply.enhanced,
+                   " / ".join(x for x in reply.lines if x), host, int(exit_code_for(reply)))
+
+    @classmethod
+    def from_error(cls, recipient: str, err: MailtoolError, host: str | None) -> RecipientOutcome:
+        reply = err.reply if isinstance(err.reply, Reply) else None
+        code = int(err.exit_code)
+        status = DEFERRED if code == ExitCode.TEMPFAIL else REJECTED
+        text = err.message if reply is None else " / ".join(x for x in reply.lines if x)
+        return cls(recipient, status, err.step or "", reply.code if reply else None,
+                   reply.enhanced if reply else None, text, host, code)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipient": self.recipient,
+            "status": self.status,
+            "step": self.step,
+            "code": self.code,
+            "enhanced": self.enhanced,
+            "text": self.text,
+            "host": self.host,
+            "exit_code": self.exit_code,
+        }
+
+    def one_line(self) -> str:
+        reply = " ".join(str(x) for x in (self.code, self.enhanced) if x)
+        where = f" at {self.host}" if self.host else ""
+        text = f"{reply} {self.text}".strip()
+        return f"{self.recipient}: {self.status}{where} ({self.step}): {text}"
+
+
+@dataclass
+class DeliveryResult:
+    """Every recipient's outcome for one message."""
+
+    sender: str
+    outcomes: list[RecipientOutcome] = field(default_factory=list)
+    size: int = 0
+    message_id: str | None = None
+    routes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return worst(*(o.exit_code for o in self.outcomes))
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == ACCEPTED for o in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender,
+            "message_id": self.message_id,
+            "size": self.size,
+            "exit_code": int(self.exit_code),
+            "recipients": [o.to_json() for o in self.outcomes],
+            "routes": self.routes,
+        }
+
+
+@dataclass(frozen=True)
+class Smarthost:
+    """A relay to submit everything through."""
+
+    host: str
+    port: int
+    tls_mode: TLSMode
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    user: str | None = None
+    mechanism: str | None = None
+    #: Returns the credentials when AUTH is needed (looked up only then).
+    credentials: Callable[[], Credentials] | None = None
+    #: Raises to refuse sending a secret without TLS (``endpoint.check_plaintext_auth``).
+    before_secret: Callable[[bool], None] | None = None
+
+
+@dataclass
+class DeliveryOptions:
+    smarthost: Smarthost | None = None
+    mx_port: int = 25
+    mx_tls_mode: TLSMode = TLSMode.OPPORTUNISTIC
+    # RFC 7435 opportunistic encryption: an MX certificate is not checked unless asked.
+    mx_tls: TLSSettings = field(default_factory=lambda: TLSSettings(insecure=True))
+    dns_server: str | None = None
+    dns_timeout: float = 10.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    transcript: Transcript | None = None
+    log_body: bool = False
+    local_name: str | None = None
+    use_chunking: bool = True
+    notify: list[str] | None = None
+    ret: str | None = None
+    envid: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host to try for a route."""
+
+    host: str
+    port: int
+    tls_mode: TLSMode
+    tls: TLSSettings
+    addresses: tuple[str, ...] | None = None  # None: resolve ``host`` at connect
+    smarthost: Smarthost | None = None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.host, self.port, self.addresses, self.tls_mode)
+
+
+@dataclass
+class Route:
+    """Recipients that go the same way, and the hosts to try in order."""
+
+    kind: str  # smarthost | mx
+    domain: str | None
+    recipients: list[str]
+    targets: list[Target] = field(default_factory=list)
+    failure: RecipientOutcome | None = None  # the route is dead before any connection
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "domain": self.domain,
+            "recipients": self.recipients,
+            "hosts": [{"host": t.host, "port": t.port, "addresses": list(t.addresses or ()),
+                       "tls": t.tls_mode.value} for t in self.targets],
+            "failure": self.failure.to_json() if self.failure else None,
+        }
+
+
+def domain_of(address: str) -> str | None:
+    if "@" not in address:
+        return None
+    domain = address.rsplit("@", 1)[1].strip().lower()
+    if domain.startswith("[") and domain.endswith("]"):
+        return domain
+    return domain or None
+
+
+class Deliverer:
+    """Delivers messages, keeping one open connection per host for the next message."""
+
+    def __init__(self, options: DeliveryOptions) -> None:
+        self.options = options
+        self._clients: dict[tuple[Any, ...], SMTPClient] = {}
+        self._resolver: Any = None
+        self._mx_cache: dict[str, Any] = {}
+
+    # --- routes -----------------------------------------------------------------------
+
+    def plan(self, recipients: list[str]) -> list[Route]:
+        """Group recipients into routes and find the hosts of each (DNS for MX routes)."""
+        opts = self.options
+        if opts.smarthost is not None:
+            sh = opts.smarthost
+            target = Target(sh.host, sh.port, sh.tls_mode, sh.tls, smarthost=sh)
+            return [Route("smarthost", None, list(recipients), [target])]
+        by_domain: dict[str, list[str]] = {}
+        routes: list[Route] = []
+        for rcpt in recipients:
+            domain = domain_of(rcpt)
+            if domain is None:
+                routes.append(Route("mx", None, [rcpt], failure=RecipientOutcome(
+                    rcpt, REJECTED, "routing", text="address has no domain (no smarthost given)",
+                    exit_code=int(ExitCode.DATAERR))))
+                continue
+            by_domain.setdefault(domain, []).append(rcpt)
+        for domain, rcpts in by_domain.items():
+            routes.append(self._mx_route(domain, rcpts))
+        return routes
+
+    def _mx_route(self, domain: str, rcpts: list[str]) -> Route:
+        from mailtool.mx import RouteStatus, make_resolver, resolve_domain
+
+        opts = self.options
+        route = Route("mx", domain, rcpts)
+        if domain.startswith("["):
+            literal = domain[1:-1]
+            if literal.lower().startswith("ipv6:"):
+                literal = literal[5:]
+            route.targets.append(Target(literal, opts.mx_port, opts.mx_tls_mode, opts.mx_tls,
+                                        addresses=(literal,)))
+            return route
+        if domain not in self._mx_cache:
+            if self._resolver is None:
+                self._resolver = make_resolver(opts.dns_server, timeout=opts.dns_timeout)
+            self._mx_cache[domain] = resolve_domain(domain, resolver=self._resolver)
+        resolved = self._mx_cache[domain]
+        if opts.transcript is not None:
+            for line in resolved.lookups:
+                opts.transcript.note(f"DNS {line}")
+        status = resolved.status
+        fail: tuple[str, ExitCode, str] | None = None
+        if status in (RouteStatus.NULL_MX, RouteStatus.NXDOMAIN, RouteStatus.NO_HOST):
+            fail = (REJECTED, ExitCode.NOHOST, resolved.detail)
+        elif status is RouteStatus.TEMPORARY:
+            fail = (DEFERRED, ExitCode.TEMPFAIL, resolved.detail)
+        if fail is not None:
+            route.failure = RecipientOutcome("", fail[0], "DNS", text=fail[2],
+                                             exit_code=int(fail[1]))
+            return route
+        for host in resolved.hosts:
+            if not host.addresses:
+                continue
+            route.targets.append(Target(host.name, opts.mx_port, opts.mx_tls_mode, opts.mx_tls,
+                                        addresses=host.addresses))
+        if not route.targets:
+            route.failure = RecipientOutcome("", DEFERRED, "DNS",
+                                             text=f"no address for any MX host of {domain}",
+                                             exit_code=int(ExitCode.TEMPFAIL))
+        return route
+
+    # --- delivering -------------------------------------------------------------------
+
+    def deliver(self, envelope: Envelope, source: MessageSource,
+                routes: list[Route] | None = None) -> DeliveryResult:
+        """Send ``source`` to every recipient of ``envelope``; one outcome per recipient."""
+        result = DeliveryResult(sender=envelope.sender, size=source.size)
+        if routes is None:
+            routes = self.plan(envelope.recipients)
+        result.routes = [r.to_json() for r in routes]
+        outcomes: dict[str, RecipientOutcome] = {}
+        for route in routes:
+            if route.failure is not None:
+                for rcpt in route.recipients:
+                    out = route.failure
+                    outcomes[rcpt] = RecipientOutcome(rcpt, out.status, out.step, out.code,
+                                                      out.enhanced, out.text, out.host,
+                                                      out.exit_code)
+                continue
+            for out in self._deliver_route(route, envelope, source):
+                outcomes[out.recipient] = out
+        result.outcomes = [outcomes[r] for r in envelope.recipients if r in outcomes]
+        return result
+
+    def _deliver_route(self, route: Route, envelope: Envelope,
+                       source: MessageSource) -> list[RecipientOutcome]:
+        remaining = list(route.recipients)
+        last: RecipientOutcome | None = None
+        for target in route.targets:
+            label = f"{target.host}:{target.port}" if target.smarthost else target.host
+            try:
+                outcomes = self._attempt(target, envelope, source, remaining)
+            except (TransportError, TransportTimeoutError) as err:
+                # Connection failure, timeout, lost connection: next host.
+                last = RecipientOutcome.from_error("", err, label)
+                continue
+            except DataError as err:
+                return [RecipientOutcome.from_error(r, err, label) for r in remaining]
+            except MailtoolError as err:
+                out = RecipientOutcome.from_error("", err, label)
+                if out.status == DEFERRED and route.kind == "mx":
+                    last = out
+                    continue
+                return [_copy(out, r) for r in remaining]
+            if outcomes is None:  # 4xx at MAIL: next host
+                continue
+            return outcomes
+        if last is None:
+            last = RecipientOutcome("", DEFERRED, "connect", text="no host could be tried",
+                                    exit_code=int(ExitCode.TEMPFAIL))
+        return [_copy(last, r) for r in remaining]
+
+    def _client(self, target: Target) -> SMTPClient:
+        client = self._clients.get(target.key)
+        if client is not None and not client.closed:
+            return client
+        opts = self.options
+        addresses = list(target.addresses) if target.addresses is not None else None
+        try:
+            client = SMTPClient.open(
+                target.host, target.port, tls_mode=target.tls_mode, tls=target.tls,
+                timeouts=opts.timeouts, transcript=opts.transcript, addresses=addresses,
+                local_name=opts.local_name, log_body=opts.log_body,
+            )
+        except TLSError:
+            if target.tls_mode is not TLSMode.OPPORTUNISTIC:
+                raise
+            # Opportunistic TLS failed at the handshake: as MTAs do, retry in cleartext.
+            if opts.transcript is not None:
+                opts.transcript.note("TLS failed; retrying without TLS (opportunistic)")
+            client = SMTPClient.open(
+                target.host, target.port, tls_mode=TLSMode.NONE, timeouts=opts.timeouts,
+                transcript=opts.transcript, addresses=addresses, local_name=opts.local_name,
+                log_body=opts.log_body,
+            )
+        sh = target.smarthost
+        if sh is not None and sh.user and client.capabilities.auth_mechanisms:
+            if sh.credentials is None:
+                raise AuthError("no credentials available", step="AUTH")
+            try:
+                client.authenticate(sh.credentials(), mechanism=sh.mechanism,
+                                    before_secret=sh.before_secret)
+            except BaseException:
+                client.close()
+                raise
+        self._clients[target.key] = client
+        return client
+
+    def _attempt(self, target: Target, envelope: Envelope, source: MessageSource,
+                 recipients: list[str]) -> list[RecipientOutcome] | None:
+        """One host: a list of outcomes, or None when the host said "later" to MAIL."""
+        label = f"{target.host}:{target.port}" if target.smarthost else target.host
+        reused = target.key in self._clients
+        client = self._client(target)
+        try:
+            return self._transaction(client, label, envelope, source, recipients)
+        except (TransportError, TransportTimeoutError):
+            self._drop(target)
+            if not reused:
+                raise
+        # A kept connection went stale (server timeout, 421): one fresh try.
+        client = self._client(target)
+        try:
+            return self._transaction(client, label, envelope, source, recipients)
+        except (TransportError, TransportTimeoutError):
+            self._drop(target)
+            raise
+
+    def _transaction(self, client: SMTPClient, label: str, envelope: Envelope,
+                     source: MessageSource, recipients: list[str]
+                     ) -> list[RecipientOutcome] | None:
+        opts = self.options
+        caps = client.capabilities
+        smtputf8 = envelope.needs_smtputf8() or source.utf8_headers
+        if envelope.needs_smtputf8() and not caps.smtputf8:
+            err = DataError(f"{label} does not offer SMTPUTF8, needed for a non-ASCII address",
+                            step="MAIL FROM", exit_code=ExitCode.UNAVAILABLE)
+            return [RecipientOutcome.from_error(r, err, label) for r in recipients]
+        limit = caps.size_limit
+        if limit is not None and source.size > limit:
+            err = DataError(f"message of {source.size} octets exceeds {label}'s limit of "
+                            f"{limit}", step="SIZE", exit_code=ExitCode.UNAVAILABLE)
+            return [RecipientOutcome.from_error(r, err, label) for r in recipients]
+        params = mail_parameters(
+            size=source.size if caps.has("SIZE") else None,
+            body="8BITMIME" if source.eight_bit and caps.eightbitmime else None,
+            smtputf8=smtputf8 and caps.smtputf8,
+            ret=opts.ret if caps.dsn else None,
+            envid=opts.envid if caps.dsn else None,
+        )
+        rparams = rcpt_parameters(notify=opts.notify) if caps.dsn else []
+        result = client.send_message(
+            envelope.sender, recipients, source.chunks(), mail_params=params,
+            rcpt_params=rparams, size_hint=source.size, use_chunking=opts.use_chunking,
+        )
+        if not result.mail.is_positive:
+            if result.mail.is_transient:
+                log.info("%s: MAIL FROM deferred: %s", label, result.mail.one_line())
+                return None
+            return [RecipientOutcome.from_reply(r, result.mail, "MAIL FROM", label)
+                    for r in recipients]
+        outcomes = []
+        replies = dict(result.rcpt)
+        for rcpt in recipients:
+            reply = replies.get(rcpt)
+            if reply is None:  # the server stopped answering RCPTs (421)
+                outcomes.append(RecipientOutcome(rcpt, DEFERRED, "RCPT TO", text="not tried",
+                                                 host=label, exit_code=int(ExitCode.TEMPFAIL)))
+            elif not reply.is_positive:
+                outcomes.append(RecipientOutcome.from_reply(rcpt, reply, "RCPT TO", label))
+            elif result.data is None:
+                outcomes.append(RecipientOutcome(rcpt, DEFERRED, result.data_step,
+                                                 text="no data reply", host=label,
+                                                 exit_code=int(ExitCode.TEMPFAIL)))
+            else:
+                outcomes.append(RecipientOutcome.from_reply(rcpt, result.data, result.data_step,
+                                                            label))
+        return outcomes
+
+    def _drop(self, target: Target) -> None:
+        client = self._clients.pop(target.key, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        """QUIT every open connection."""
+        for client in self._clients.values():
+            client.quit()
+        self._clients.clear()
+
+    def __enter__(self) -> Deliverer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _copy(out: RecipientOutcome, recipient: str) -> RecipientOutcome:
+    return RecipientOutcome(recipient, out.status, out.step, out.code, out.enhanced, out.text,
+                            out.host, out.exit_code)
+
+
+def deliver(envelope: Envelope, source: MessageSource,
+            options: DeliveryOptions) -> DeliveryResult:
+    """Deliver one message (envelope + byte source) and return every recipient's outcome."""
+    with Deliverer(options) as deliverer:
+        return deliverer.deliver(envelope, source)
+
+
+def smarthost_from_endpoint(endpoint: Any) -> Smarthost:
+    """A ``Smarthost`` from a resolved ``mailtool.endpoint.Endpoint`` (credentials lazily)."""
+    from mailtool import endpoint as ep
+
+    def creds() -> Credentials:
+        return ep.credentials(endpoint)
+
+    def check(tls_active: bool) -> None:
+        ep.check_plaintext_auth(endpoint, tls_active)
+
+    return Smarthost(
+        host=endpoint.host, port=endpoint.port, tls_mode=endpoint.tls_mode, tls=endpoint.tls,
+        user=endpoint.user, mechanism=endpoint.auth, credentials=creds, before_secret=check,
+    )
+
+
+def format_outcomes(result: DeliveryResult) -> list[str]:
+    """A compact table, one line per recipient, for people (stderr)."""
+    rows = [(o.status, o.recipient, o.host or "-", o.step or "-",
+             " ".join(str(x) for x in (o.code, o.enhanced, o.text) if x)) for o in result.outcomes]
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]

@@ -1,0 +1,370 @@
+"""What ``mailtool send`` and ``mailtool-sendmail`` share: request -> message(s) -> delivery
+-> report. No Click and no rich here: the sendmail entry point imports this module and must
+start fast; heavy modules (``email``, dnspython) are imported only when a request needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
+
+from mailtool.compose import Envelope, MessageSource
+from mailtool.errors import MailtoolError, UsageError
+from mailtool.exitcodes import ExitCode, worst
+
+
+@dataclass
+class SendRequest:
+    """Everything a send needs, from either entry point."""
+
+    recipients: list[str] = field(default_factory=list)
+    from_: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    subject: str | None = None
+    body_text: str | None = None
+    body_file: str | None = None
+    html_file: str | None = None
+    attach: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    from_headers: bool = False  # -t
+    envelope_from: str | None = None  # -f
+    full_name: str | None = None  # -F
+    smarthost: str | None = None
+    dns_server: str | None = None
+    notify: list[str] | None = None
+    ret: str | None = None
+    envid: str | None = None
+    use_chunking: bool = True
+    dry_run: bool = False
+    batch: str | None = None  # "-" (mbox on stdin) or a Maildir path
+    conn: Any = None  # endpoint.ConnectionOptions
+    verbose: int = 0
+    quiet: bool = False
+    json: bool = False
+    timeout: float = 60.0
+    account: Any = None  # config.Account
+    transcript: Any = None
+    prog: str = "mailtool"
+
+    @property
+    def composing(self) -> bool:
+        return any(x is not None for x in (self.body_text, self.body_file, self.html_file)) or \
+            bool(self.attach)
+
+
+def delivery_options(req: SendRequest) -> Any:
+    """``DeliveryOptions`` from the request: smarthost (flags, then account) or MX."""
+    from mailtool.delivery import DeliveryOptions, smarthost_from_endpoint
+    from mailtool.endpoint import ConnectionOptions, resolve_endpoint
+    from mailtool.protocol.smtp.client import Timeouts
+    from mailtool.protocol.tls import TLSMode, TLSSettings
+
+    conn = req.conn or ConnectionOptions()
+    section = req.account.service("smtp") if req.account is not None else None
+    opts = DeliveryOptions(
+        timeouts=Timeouts.scaled(req.timeout), transcript=req.transcript,
+        log_body=req.verbose >= 2, use_chunking=req.use_chunking, notify=req.notify,
+        ret=req.ret, envid=req.envid, dns_server=req.dns_server,
+        dns_timeout=min(req.timeout, 30.0),
+    )
+    relay = req.smarthost or conn.host
+    if relay or (section is not None and section.host):
+        if req.smarthost:
+            conn = replace(conn, host=req.smarthost)
+        endpoint = resolve_endpoint("smtp", conn, section,
+                                    account=req.account.name if req.account else None)
+        opts.smarthost = smarthost_from_endpoint(endpoint)
+        return opts
+    opts.mx_port = conn.port or 25
+    if conn.tls == "none":
+        opts.mx_tls_mode = TLSMode.NONE
+    elif conn.tls in ("starttls", "implicit"):
+        opts.mx_tls_mode = TLSMode(conn.tls)
+        opts.mx_tls = TLSSettings(ca_file=conn.ca_file, insecure=conn.insecure)
+    else:
+        opts.mx_tls = TLSSettings(ca_file=conn.ca_file, insecure=True)
+    return opts
+
+
+def default_sender(req: SendRequest) -> str | None:
+    """-f, --from, the account's ``from``, ``$MAILTOOL_FROM`` (None: look at the message)."""
+    if req.envelope_from is not None:
+        return req.envelope_from
+    candidates = [req.from_]
+    if req.account is not None:
+        candidates.append(req.account.get("from"))
+    candidates.append(os.environ.get("MAILTOOL_FROM"))
+    for value in candidates:
+        if value:
+            from mailtool.compose import parse_addresses
+
+            pairs = parse_addresses([value])
+            if pairs:
+                return pairs[0][1]
+    return None
+
+
+def local_sender() -> str:
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "nobody"
+    return f"{user}@{os.uname().nodename}"
+
+
+def _compose(req: SendRequest, stdin: IO[bytes]) -> tuple[MessageSource, Envelope, str]:
+    from mailtool.compose import Attachment, ComposeSpec, build_message, decode_text, read_file
+
+    sender = req.from_ or (req.account.get("from") if req.account is not None else None) \
+        or os.environ.get("MAILTOOL_FROM")
+    if not sender:
+        raise UsageError("--from is needed to compose a message (or set from in the account)")
+    body = req.body_text
+    if req.body_file is not None:
+        body = decode_text(read_file(req.body_file, stdin), f"--body-file {req.body_file}")
+    html = None
+    if req.html_file is not None:
+        html = decode_text(read_file(req.html_file, stdin), f"--html {req.html_file}")
+    spec = ComposeSpec(
+        sender=sender, to=req.to + req.recipients, cc=req.cc, bcc=req.bcc, subject=req.subject,
+        body=body, html=html, headers=req.headers,
+        attachments=[Attachment(path if path != "-" else "stdin.bin", read_file(path, stdin))
+                     for path in req.attach],
+    )
+    source, envelope, message_id = build_message(spec)
+    if req.envelope_from is not None:
+        envelope.sender = req.envelope_from
+    return source, envelope, message_id
+
+
+def _raw_envelope(req: SendRequest, source: MessageSource,
+                  mbox_sender: str | None = None) -> Envelope:
+    """Envelope of a message read as given: -t, Bcc removal, the sender."""
+    from_header: list[str] = []
+    recipients = list(req.recipients)
+    if req.from_headers or (not recipients and req.batch is not None):
+        from mailtool.compose import header_recipients
+
+        recipients += header_recipients(source)
+    recipients += req.to + req.cc + req.bcc
+    # Bcc never goes out, whatever the mode (RFC 5322 section 3.6.3; Bcc leaks otherwise).
+    source.strip_bcc()
+    sender = default_sender(req) or mbox_sender
+    if sender is None:
+        from_header = source.header_values("from")
+        if from_header:
+            from mailtool.compose import parse_addresses
+
+            pairs = parse_addresses(from_header)
+            sender = pairs[0][1] if pairs else None
+    if sender is None:
+        sender = local_sender()
+    if recipients:
+        from mailtool.compose import unique
+
+        recipients = unique(recipients)
+    return Envelope(sender=sender, recipients=recipients)
+
+
+def _check_envelope(envelope: Envelope) -> None:
+    from mailtool.protocol.wire import guard_argument
+
+    if not envelope.recipients:
+        raise UsageError("no recipients: give them as arguments, with --to, or use -t")
+    guard_argument(envelope.sender, "sender address")
+    for rcpt in envelope.recipients:
+        guard_argument(rcpt, "recipient address")
+
+
+def run_send(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
+    """Do the whole send; return the exit status. Raises ``MailtoolError`` for failures that
+    are not per recipient (usage, configuration, unreadable input)."""
+    if req.batch is not None:
+        return _run_batch(req, stdin, stdout, stderr)
+    message_id = None
+    if req.composing:
+        source, envelope, message_id = _compose(req, stdin)
+    else:
+        if req.subject is not None or req.headers:
+            raise UsageError("--subject and --header need a body (--body, --body-file, ...); "
+                             "a message read on stdin is sent as given")
+        source = MessageSource.read(stdin)
+        envelope = _raw_envelope(req, source)
+    _check_envelope(envelope)
+    options = delivery_options(req)
+    from mailtool.delivery import Deliverer
+
+    with Deliverer(options) as deliverer:
+        routes = deliverer.plan(envelope.recipients)
+        if req.dry_run:
+            _print_dry_run(req, envelope, source, routes, stdout)
+            return ExitCode.OK
+        result = deliverer.deliver(envelope, source, routes)
+    result.message_id = message_id
+    _report(req, result, stdout, stderr)
+    source.close()
+    return int(result.exit_code)
+
+
+def _print_dry_run(req: SendRequest, envelope: Envelope, source: MessageSource,
+                   routes: list[Any], stdout: IO[str]) -> None:
+    headers = source.header_block.decode("utf-8", "replace")
+    if req.json:
+        import json
+
+        stdout.write(json.dumps({
+            "dry_run": True, "sender": envelope.sender, "recipients": envelope.recipients,
+            "size": source.size, "routes": [r.to_json() for r in routes],
+            "headers": headers.replace("\r\n", "\n").rstrip("\n"),
+        }, ensure_ascii=False) + "\n")
+        return
+    out = [f"envelope from: <{envelope.sender}>"]
+    out += [f"envelope to:   <{r}>" for r in envelope.recipients]
+    for route in routes:
+        who = ", ".join(route.recipients)
+        if route.failure is not None:
+            out.append(f"route {route.domain or '-'}: {route.failure.status}: "
+                       f"{route.failure.text} ({who})")
+            continue
+        name = "smarthost" if route.kind == "smarthost" else f"MX {route.domain}"
+        hosts = "; ".join(f"{t.host} port {t.port} ({t.tls_mode.value})"
+                          + (f" [{', '.join(t.addresses)}]" if t.addresses else "")
+                          for t in route.targets)
+        out.append(f"route {name}: {hosts} <- {who}")
+    out.append(f"size: {source.size} octets")
+    out.append("headers:")
+    out += ["  " + line for line in headers.replace("\r\n", "\n").rstrip("\n").split("\n")]
+    stdout.write("\n".join(out) + "\n")
+
+
+def _report(req: SendRequest, result: Any, stdout: IO[str], stderr: IO[str]) -> None:
+    from mailtool.delivery import format_outcomes
+
+    if req.json:
+        import json
+
+        stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        stdout.flush()
+    if (not result.ok and not req.json) or req.verbose:
+        for line in format_outcomes(result):
+            stderr.write(f"{req.prog}: {line}\n")
+
+
+# --- batch -------------------------------------------------------------------------------
+
+
+def iter_mbox(stream: IO[bytes]) -> Iterator[tuple[str | None, bytes]]:
+    """Messages of an mbox: (sender of the ``From `` line, message bytes); ``>From``
+    quoting (mboxrd) undone. Each message is held in memory while it is sent."""
+    current: list[bytes] | None = None
+    sender: str | None = None
+    previous_blank = True
+    for line in stream:
+        if line.startswith(b"From ") and previous_blank:
+            if current is not None:
+                yield sender, _finish_mbox(current)
+            parts = line.split()
+            sender = parts[1].decode("utf-8", "replace") if len(parts) > 1 else None
+            if sender in ("MAILER-DAEMON", "-"):
+                sender = ""
+            current = []
+            previous_blank = False
+            continue
+        previous_blank = line in (b"\n", b"\r\n")
+        if current is None:
+            continue
+        if line.startswith(b">") and line.lstrip(b">").startswith(b"From "):
+            line = line[1:]
+        current.append(line)
+    if current is not None:
+        yield sender, _finish_mbox(current)
+
+
+def _finish_mbox(lines: list[bytes]) -> bytes:
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        lines = lines[:-1]  # the separator line before the next "From "
+    return b"".join(lines)
+
+
+def iter_maildir(path: str) -> Iterator[tuple[str | None, bytes]]:
+    from mailtool.errors import NoInputError
+
+    names: list[str] = []
+    for sub in ("cur", "new"):
+        folder = os.path.join(path, sub)
+        if os.path.isdir(folder):
+            names += [os.path.join(folder, n) for n in os.listdir(folder) if not n.startswith(".")]
+    if not names and not os.path.isdir(os.path.join(path, "cur")):
+        raise NoInputError(f"{path} is not a Maildir (no cur/ or new/)", step="reading batch")
+    for name in sorted(names):
+        with open(name, "rb") as handle:
+            yield None, handle.read()
+
+
+def _run_batch(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
+    from mailtool.delivery import Deliverer
+
+    messages = iter_mbox(stdin) if req.batch == "-" else iter_maildir(req.batch or "")
+    options = delivery_options(req)
+    codes: list[int] = []
+    count = 0
+    with Deliverer(options) as deliverer:
+        for index, (mbox_sender, raw) in enumerate(messages, 1):
+            count += 1
+            source = MessageSource.from_bytes(raw)
+            try:
+                envelope = _raw_envelope(req, source, mbox_sender or None)
+                _check_envelope(envelope)
+            except MailtoolError as err:
+                codes.append(int(err.exit_code))
+                _batch_line(req, index, None, stdout, error=err)
+                continue
+            ids = source.header_values("message-id")
+            message_id = ids[0] if ids else None
+            if req.dry_run:
+                routes = deliverer.plan(envelope.recipients)
+                _print_dry_run(req, envelope, source, routes, stdout)
+                continue
+            result = deliverer.deliver(envelope, source)
+            result.message_id = message_id
+            codes.append(int(result.exit_code))
+            _batch_line(req, index, result, stdout)
+            if req.verbose or not result.ok:
+                from mailtool.delivery import format_outcomes
+
+                for line in format_outcomes(result):
+                    stderr.write(f"{req.prog}: message {index}: {line}\n")
+    if count == 0:
+        raise UsageError("--batch: no messages in the input")
+    return int(worst(*codes))
+
+
+def _batch_line(req: SendRequest, index: int, result: Any, stdout: IO[str],
+                error: MailtoolError | None = None) -> None:
+    if req.json:
+        import json
+
+        doc: dict[str, Any] = {"index": index}
+        if error is not None:
+            doc.update(error=error.one_line(), exit_code=int(error.exit_code))
+        else:
+            doc.update(result.to_json())
+        stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        return
+    if error is not None:
+        stdout.write(f"{index}\terror\t{int(error.exit_code)}\t{error.one_line()}\n")
+        return
+    counts = {"accepted": 0, "deferred": 0, "rejected": 0}
+    for out in result.outcomes:
+        counts[out.status] += 1
+    status = "ok" if result.ok else ("deferred" if result.exit_code == ExitCode.TEMPFAIL
+                                     else "failed")
+    stdout.write(f"{index}\t{status}\t{int(result.exit_code)}\t{result.message_id or '-'}\t"
+                 f"accepted={counts['accepted']} deferred={counts['deferred']} "
+                 f"rejected={counts['rejected']}\n")
