@@ -18,12 +18,14 @@ import os
 import signal
 import socket
 import ssl
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 # How often readiness probes retry; short, because servers come up in tens of ms.
 POLL_INTERVAL = 0.02
@@ -41,10 +43,6 @@ _PR_SET_PDEATHSIG = 1
 
 class ServerError(RuntimeError):
     """A private server failed to start, answer or stop."""
-
-
-class PortInUseError(ServerError):
-    """Another process took one of the ports picked for a server; retry with new ports."""
 
 
 class MissingBinaryError(ServerError):
@@ -239,6 +237,8 @@ class Server:
     name = "server"
     # Text in the log that means one of our ports was taken by someone else.
     port_in_use_markers: tuple[str, ...] = ("Address already in use",)
+    # SIGTERM every process of the tree at once instead of only the master.
+    stop_whole_tree = False
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
@@ -339,6 +339,10 @@ class Server:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+        if self.stop_whole_tree:
+            for pid in tree - {proc.pid}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
         deadline = Deadline(STOP_TIMEOUT)
         try:
             proc.wait(timeout=deadline.remaining())
@@ -367,6 +371,28 @@ class Server:
             return ""
 
 
+def _reachable(path: Path) -> bool:
+    """Whether every directory from / down to ``path`` is searchable by other users."""
+    for part in (path, *path.parents):
+        try:
+            if not os.stat(part).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def make_servers_dir() -> Path:
+    """A fresh directory the server accounts (mail, dovecot, postfix) can traverse."""
+    candidates = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp")]
+    for base in candidates:
+        if base.is_dir() and _reachable(base):
+            path = Path(tempfile.mkdtemp(prefix="mailtool-servers-", dir=base))
+            os.chmod(path, 0o711)
+            return path
+    raise ServerError(f"no temp directory reachable by other users among {candidates}")
+
+
 def chown_tree(path: Path, uid: int, gid: int) -> None:
     """chown ``path`` and everything below it."""
     os.chown(path, uid, gid)
@@ -375,25 +401,32 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
-def write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write a config file atomically (readers never see half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
+def write_text(path: Path, text: str, mode: int = 0o644, *, backdate: bool = False) -> None:
+    """Write a config file atomically (readers never see half a file).
+
+    ``backdate`` sets its mtime two seconds back: Postfix waits until a config
+    file is at least a second old before it reads it (an editor may still be
+    writing), which would add a second to every start.
+    """
+    tmp = path.with_name(path.name + "~tmp")
     tmp.write_text(text)
     os.chmod(tmp, mode)
+    if backdate:
+        past = time.time() - 2
+        os.utime(tmp, (past, past))
     os.replace(tmp, path)
 
 
 __all__ = [
-    "IO",
     "Deadline",
     "MissingBinaryError",
-    "PortInUseError",
     "Server",
     "ServerError",
     "alive",
     "chown_tree",
     "descendants",
     "find_binary",
+    "make_servers_dir",
     "read_greeting",
     "run",
     "spawn",

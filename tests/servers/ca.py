@@ -83,12 +83,13 @@ class TestCA:
         """Issue (once per label) a certificate for ``names`` from this CA."""
         if label in self._extra:
             return self._extra[label]
-        kwargs = {}
         if expired:
-            now = datetime.datetime.now(datetime.timezone.utc)
-            kwargs = {"not_before": now - datetime.timedelta(days=30),
-                      "not_after": now - datetime.timedelta(days=1)}
-        files = self._save(label, self._ca.issue_cert(*names, **kwargs))  # type: ignore[arg-type]
+            now = datetime.datetime.now(datetime.UTC)
+            leaf = self._ca.issue_cert(*names, not_before=now - datetime.timedelta(days=30),
+                                       not_after=now - datetime.timedelta(days=1))
+        else:
+            leaf = self._ca.issue_cert(*names)
+        files = self._save(label, leaf)
         self._extra[label] = files
         return files
 
@@ -147,7 +148,7 @@ def _self_signed_pem(names: tuple[str, ...]) -> tuple[bytes, bytes]:
             alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt_names.append(x509.DNSName(name))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -10,12 +10,14 @@ the servers retry their start with new ports when that happens.
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 import threading
 from pathlib import Path
 
 HOST = "127.0.0.1"
+HOST6 = "::1"
 
 # Lowest port we pick: above the registered ports that system services commonly use.
 _LOWEST = 20000
@@ -49,8 +51,22 @@ def _bindable(host: str, port: int, kind: socket.SocketKind) -> bool:
     return True
 
 
-def free_port(host: str = HOST, *, udp: bool = False) -> int:
-    """Return a TCP port on ``host`` that nothing listens on (and a free UDP one if ``udp``)."""
+@functools.cache
+def ipv6_loopback() -> bool:
+    """Whether this machine has a usable ::1 (containers may have IPv6 off)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST6, 0))
+    except OSError:
+        return False
+    return True
+
+
+def free_port(host: str = HOST, *, udp: bool = False, also: tuple[str, ...] = ()) -> int:
+    """Return a TCP port on ``host`` that nothing listens on (and a free UDP one if ``udp``).
+
+    ``also`` names more addresses (e.g. ``::1``) where the same port must be free.
+    """
     high = _ephemeral_low() - 1
     low = _LOWEST if high > _LOWEST + 1000 else 1024
     with _lock:
@@ -58,18 +74,19 @@ def free_port(host: str = HOST, *, udp: bool = False) -> int:
             port = random.randint(low, high)
             if port in _handed_out:
                 continue
-            if not _bindable(host, port, socket.SOCK_STREAM):
+            if not all(_bindable(h, port, socket.SOCK_STREAM) for h in (host, *also)):
                 continue
-            if udp and not _bindable(host, port, socket.SOCK_DGRAM):
+            if udp and not all(_bindable(h, port, socket.SOCK_DGRAM) for h in (host, *also)):
                 continue
             _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port found on {host} in {low}-{high}")
 
 
-def free_ports(count: int, host: str = HOST, *, udp: bool = False) -> list[int]:
+def free_ports(count: int, host: str = HOST, *, udp: bool = False,
+               also: tuple[str, ...] = ()) -> list[int]:
     """Return ``count`` distinct free ports (see :func:`free_port`)."""
-    return [free_port(host, udp=udp) for _ in range(count)]
+    return [free_port(host, udp=udp, also=also) for _ in range(count)]
 
 
 def release(ports: list[int] | tuple[int, ...]) -> None:
