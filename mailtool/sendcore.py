@@ -251,7 +251,7 @@ def _report(req: SendRequest, result: Any, stdout: IO[str], stderr: IO[str]) -> 
 
         stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         stdout.flush()
-    if (not result.ok and not req.json) or req.verbose:
+    if not result.ok or req.verbose:
         for line in format_outcomes(result):
             stderr.write(f"{req.prog}: {line}\n")
 
