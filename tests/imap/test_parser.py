@@ -1,0 +1,430 @@
+"""The pure IMAP lexer/parser and the sans-I/O session: RFC examples as tables, fed whole,
+byte by byte and followed by trailing bytes; bounds; hypothesis invariants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailtool.errors import DataError, ProtocolError
+from mailtool.protocol.imap import utf7
+from mailtool.protocol.imap.lexer import IMAPParseError
+from mailtool.protocol.imap.parser import fetch_prefix_items, parse_line, parse_set
+from mailtool.protocol.imap.session import (
+    NEED_DATA,
+    BodyChunk,
+    BodyStart,
+    CommandDone,
+    ContinuationRequest,
+    IMAPSession,
+    LiteralData,
+    Raw,
+    ResponseReceived,
+    Wait,
+)
+from mailtool.protocol.imap.types import (
+    Continuation,
+    ESearch,
+    FetchData,
+    ListEntry,
+    MailboxStatus,
+    StatusResponse,
+    StreamedLiteral,
+    Untagged,
+    Vanished,
+)
+
+# --- single-line responses (RFC 9051 / 3501 examples) -----------------------------------
+
+LINES: list[tuple[bytes, Any]] = [
+    (b"* OK IMAP4rev1 Service Ready", StatusResponse(None, "OK", None, "IMAP4rev1 Service Ready")),
+    (b"a001 OK LOGIN completed", StatusResponse("a001", "OK", None, "LOGIN completed")),
+    (b"* BYE Autologout; idle for too long", StatusResponse(None, "BYE", None,
+                                                            "Autologout; idle for too long")),
+    (b"A1 no [AUTHENTICATIONFAILED] Authentication failed.", None),
+    (b"+ Ready for additional command text", Continuation("Ready for additional command text",
+                                                          b"Ready for additional command text")),
+    (b"+", Continuation("", b"")),
+    (b"* 172 EXISTS", Untagged("EXISTS", 172, None)),
+    (b"* 44 EXPUNGE", Untagged("EXPUNGE", 44, None)),
+    (b"* SEARCH 2 84 882", Untagged("SEARCH", None, (2, 84, 882), None)),
+    (b"* SEARCH", Untagged("SEARCH", None, (), None)),
+    (b"* SEARCH 2 5 (MODSEQ 917162500)", Untagged("SEARCH", None, (2, 5), 917162500)),
+    (b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+     Untagged("FLAGS", None, ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"))),
+    (b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED",
+     Untagged("CAPABILITY", None, ("IMAP4REV1", "STARTTLS", "AUTH=GSSAPI", "LOGINDISABLED"))),
+    (b"* ENABLED CONDSTORE QRESYNC", Untagged("ENABLED", None, ("CONDSTORE", "QRESYNC"))),
+    (b'* LIST (\\Noselect) "/" ~/Mail/foo',
+     Untagged("LIST", None, ListEntry(("\\Noselect",), "/", b"~/Mail/foo", "~/Mail/foo"))),
+    (b'* LIST () NIL inbox', Untagged("LIST", None, ListEntry((), None, b"inbox", "inbox"))),
+    (b'* LIST (\\HasNoChildren) "/" "Entw&APw-rfe"',
+     Untagged("LIST", None, ListEntry(("\\HasNoChildren",), "/", b"Entw&APw-rfe", "Entwürfe"))),
+    (b'* LIST (\\Sent \\HasNoChildren) "." "Sent" ("CHILDINFO" ("SUBSCRIBED"))',
+     Untagged("LIST", None, ListEntry(("\\Sent", "\\HasNoChildren"), ".", b"Sent", "Sent",
+                                      (b"CHILDINFO", [b"SUBSCRIBED"])))),
+    (b"* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)",
+     Untagged("STATUS", None, MailboxStatus(b"blurdybloop", "blurdybloop",
+                                            {"MESSAGES": 231, "UIDNEXT": 44292}))),
+    (b'* ESEARCH (TAG "A285") UID MIN 7 MAX 3800',
+     Untagged("ESEARCH", None, ESearch("A285", True, None, 7, 3800))),
+    (b'* ESEARCH (TAG "a") UID ALL 1:3,5 COUNT 4',
+     Untagged("ESEARCH", None, ESearch("a", True, parse_set("1:3,5"), None, None, 4))),
+    (b"* VANISHED (EARLIER) 41,43:116,118,120:211,214:540",
+     Untagged("VANISHED", None, Vanished(True, parse_set("41,43:116,118,120:211,214:540")))),
+    (b"* VANISHED 405,407,410", Untagged("VANISHED", None, Vanished(False, parse_set("405,407,410")))),
+    (b'* ID ("name" "Cyrus" "version" "1.5")',
+     Untagged("ID", None, {"name": "Cyrus", "version": "1.5"})),
+    (b"* ID NIL", Untagged("ID", None, {})),
+    (b'* NAMESPACE (("" "/")) (("~" "/")) NIL',
+     Untagged("NAMESPACE", None, (((("", "/"),), (("~", "/"),), ())))),
+    (b"* XUNKNOWN foo (1 2) \"x\"", Untagged("XUNKNOWN", None, ["foo", ["1", "2"], b"x"])),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), LINES)
+def test_lines(line: bytes, expected: Any) -> None:
+    got = parse_line(line)
+    if expected is not None:
+        assert got == expected
+
+
+def test_response_codes() -> None:
+    r = parse_line(b"* OK [UIDVALIDITY 3857529045] UIDs valid")
+    assert isinstance(r, StatusResponse) and r.code is not None
+    assert (r.code.name, r.code.args) == ("UIDVALIDITY", (3857529045,))
+    r = parse_line(b"* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited")
+    assert isinstance(r, StatusResponse) and r.code is not None
+    assert r.code.args == ("\\Deleted", "\\Seen", "\\*")
+    r = parse_line(b"A003 OK [APPENDUID 38505 3955] APPEND completed")
+    assert isinstance(r, StatusResponse) and r.code is not None
+    assert r.code.args == ("38505", "3955")
+    r = parse_line(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR] Dovecot ready.")
+    assert isinstance(r, StatusResponse) and r.code is not None
+    assert r.code.args == ("IMAP4REV1", "LITERAL+", "SASL-IR")
+    r = parse_line(b"a NO [OVERQUOTA] Sorry")
+    assert isinstance(r, StatusResponse) and str(r.reply()) == "NO [OVERQUOTA] Sorry"
+    r = parse_line(b"* OK [HIGHESTMODSEQ 715194045007] Highest")
+    assert isinstance(r, StatusResponse) and r.code is not None and r.code.args == (715194045007,)
+    r = parse_line(b"* OK [READ-WRITE] SELECT completed")
+    assert isinstance(r, StatusResponse) and r.code is not None and r.code.name == "READ-WRITE"
+
+
+RFC_FETCH = (
+    b'* 12 FETCH (FLAGS (\\Seen) INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
+    b'RFC822.SIZE 4286 ENVELOPE ("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" '
+    b'"IMAP4rev1 WG mtg summary and minutes" (("Terry Gray" NIL "gray" "cac.washington.edu")) '
+    b'(("Terry Gray" NIL "gray" "cac.washington.edu")) (("Terry Gray" NIL "gray" '
+    b'"cac.washington.edu")) ((NIL NIL "imap" "cac.washington.edu")) ((NIL NIL "minutes" '
+    b'"CNRI.Reston.VA.US") ("John Klensin" NIL "KLENSIN" "MIT.EDU")) NIL NIL '
+    b'"<B27397-0100000@cac.washington.edu>") BODY ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL '
+    b'NIL "7BIT" 3028 92) MODSEQ (624140003) UID 4827313)'
+)
+
+
+def test_rfc_fetch_example() -> None:
+    r = parse_line(RFC_FETCH)
+    assert isinstance(r, Untagged) and isinstance(r.value, FetchData)
+    f = r.value
+    assert f.seq == 12 and f.uid == 4827313 and f.size == 4286 and f.modseq == 624140003
+    assert f.flags == ("\\Seen",)
+    assert f.internaldate_dt is not None and f.internaldate_dt.utcoffset() is not None
+    env = f.envelope
+    assert env is not None and env.subject == "IMAP4rev1 WG mtg summary and minutes"
+    assert [str(a) for a in env.cc] == ["minutes@CNRI.Reston.VA.US", "John Klensin <KLENSIN@MIT.EDU>"]
+    assert env.in_reply_to is None and env.bcc == ()
+    bs = f.bodystructure
+    assert bs is not None and bs.mime_type == "text/plain" and bs.lines == 92
+    assert bs.params == {"charset": "US-ASCII"} and bs.part_id == "1"
+
+
+MULTIPART = (
+    b'* 1 FETCH (UID 9 BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 10 1 '
+    b'NIL NIL NIL NIL)(("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 20 2 NIL '
+    b'NIL NIL NIL)("IMAGE" "PNG" ("NAME" "a.png") "<id1>" NIL "BASE64" 400 NIL '
+    b'("INLINE" ("FILENAME" "a.png")) NIL NIL) "RELATED" ("BOUNDARY" "b2") NIL NIL NIL)'
+    b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 300 (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) '
+    b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 5 1 NIL NIL NIL NIL) 12 NIL ("ATTACHMENT" '
+    b'("FILENAME" "fwd.eml")) NIL NIL) "MIXED" ("BOUNDARY" "b1") NIL NIL NIL))'
+)
+
+
+def test_multipart_bodystructure() -> None:
+    r = parse_line(MULTIPART)
+    assert isinstance(r, Untagged) and isinstance(r.value, FetchData)
+    bs = r.value.bodystructure
+    assert bs is not None and bs.is_multipart and bs.subtype == "mixed"
+    ids = [(p.part_id, p.mime_type) for p in bs.walk()]
+    assert ids == [("", "multipart/mixed"), ("1", "text/plain"), ("2", "multipart/related"),
+                   ("2.1", "text/html"), ("2.2", "image/png"), ("3", "message/rfc822")]
+    png = bs.parts[1].parts[1]
+    assert png.filename == "a.png" and png.disposition == "inline" and png.id == "<id1>"
+    msg = bs.parts[2]
+    assert msg.envelope is not None and msg.envelope.subject == "inner"
+    assert msg.body is not None and msg.body.part_id == "3.1" and msg.lines == 12
+    assert msg.filename == "fwd.eml"
+
+
+def test_quoted_escapes_and_section_names() -> None:
+    r = parse_line(b'* 3 FETCH (BODY[HEADER.FIELDS (FROM SUBJECT)] "a \\"q\\" \\\\ b" '
+                   b'BODY[1]<0> NIL BINARY[2] "x")')
+    assert isinstance(r, Untagged) and isinstance(r.value, FetchData)
+    assert r.value.items["BODY[HEADER.FIELDS (FROM SUBJECT)]"] == b'a "q" \\ b'
+    assert r.value.body("1") is None and "BODY[1]<0>" in r.value.items
+    assert r.value.items["BINARY[2]"] == b"x"
+
+
+BAD_LINES = [
+    b"",
+    b"*",
+    b"* ",
+    b"A1 MAYBE done",
+    b"* 12 FETCH (FLAGS (\\Seen)",
+    b"* 12 FETCH (UID abc)",
+    b"* 12 FETCH (UID 99999999999999999999999)",
+    b'* 12 FETCH (ENVELOPE ("date" "subj"))',
+    b'* 12 FETCH (ENVELOPE (NIL NIL (("a" NIL "b")) NIL NIL NIL NIL NIL NIL NIL))',
+    b"* 12 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\"))",
+    b'* 12 FETCH (BODY[1 "x")',
+    b'* OK [UIDVALIDITY abc] x',
+    b"* OK [UIDVALIDITY 1 x",
+    b'* LIST (\\Noselect) "/',
+    b"* STATUS box (MESSAGES)",
+    b"* VANISHED 1:*",
+    b"* VANISHED 0",
+    b"* ESEARCH UID COUNT x",
+    b"* SEARCH 1 x",
+    b"* FLAGS (\\Seen (x))",
+    b"* 1 FETCH " + b"(" * 200 + b")" * 200,
+    b'* LIST () "/" "unterminated',
+]
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_bad_lines_raise_protocol_error(line: bytes) -> None:
+    with pytest.raises(IMAPParseError):
+        parse_line(line)
+
+
+def test_fetch_prefix_items() -> None:
+    prefix = b'* 7 FETCH (UID 42 FLAGS (\\Seen $Junk) RFC822.SIZE 1234 INTERNALDATE ' \
+             b'"01-Jan-2024 10:00:00 +0000" MODSEQ (99) BODY[] {1234}'
+    assert fetch_prefix_items(prefix) == {
+        "UID": 42, "FLAGS": ("\\Seen", "$Junk"), "RFC822.SIZE": 1234,
+        "INTERNALDATE": "01-Jan-2024 10:00:00 +0000", "MODSEQ": 99,
+    }
+    assert fetch_prefix_items(b"* 7 FETCH (BODY[] {3}") == {}
+
+
+# --- the session: framing, fed whole / byte by byte / with trailing bytes ----------------
+
+STREAM = (
+    b"* 2 FETCH (UID 10 RFC822.SIZE 12 BODY[] {12}\r\nhello\r\nworld FLAGS (\\Seen))\r\n"
+    b'* LIST () "/" {5}\r\na"b\\c\r\n'
+    b"* 3 FETCH (UID 11 BODY[HEADER] {0}\r\n)\r\n"
+    b"A0001 OK done\r\n"
+)
+
+
+def _events(session: IMAPSession, chunks: list[bytes]) -> list[Any]:
+    out: list[Any] = []
+    for chunk in chunks:
+        session.receive_data(chunk)
+        out.extend(session.events())
+    return out
+
+
+def _normalise(events: list[Any]) -> list[Any]:
+    """Merge adjacent body chunks (their split depends on how data arrived)."""
+    out: list[Any] = []
+    for event in events:
+        if isinstance(event, BodyChunk) and out and isinstance(out[-1], BodyChunk):
+            out[-1] = BodyChunk(out[-1].data + event.data)
+        elif isinstance(event, ResponseReceived):
+            out.append(("R", event.response))
+        elif isinstance(event, CommandDone):
+            out.append(("D", event.command.tag, event.status))
+        else:
+            out.append(event)
+    return out
+
+
+def _session() -> IMAPSession:
+    s = IMAPSession()
+    s.command("UID FETCH", Raw("1:*"), [Raw("BODY[]")])
+    return s
+
+
+def test_session_whole_vs_byte_by_byte() -> None:
+    whole = _normalise(_events(_session(), [STREAM]))
+    bytewise = _normalise(_events(_session(), [STREAM[i : i + 1] for i in range(len(STREAM))]))
+    assert whole == bytewise
+    kinds = [type(e).__name__ if not isinstance(e, tuple) else e[0] for e in whole]
+    assert kinds == ["BodyStart", "BodyChunk", "BodyEnd", "R", "R", "BodyStart", "BodyEnd", "R", "D"]
+    start = whole[0]
+    assert isinstance(start, BodyStart) and (start.seq, start.item, start.size) == (2, "BODY[]", 12)
+    assert whole[1] == BodyChunk(b"hello\r\nworld")
+    fetch = whole[3][1].value
+    assert fetch.items == {"UID": 10, "RFC822.SIZE": 12, "BODY[]": StreamedLiteral(12),
+                           "FLAGS": ("\\Seen",)}
+    listing = whole[4][1].value
+    assert listing.raw_name == b'a"b\\c'
+    assert whole[-1][2].ok
+
+
+def test_session_trailing_bytes_stay_pending() -> None:
+    s = _session()
+    first_end = STREAM.index(b"* LIST")
+    s.receive_data(STREAM[: first_end + 7])
+    events = list(s.events())
+    assert isinstance(events[-1], ResponseReceived) and events[-1].response.kind == "FETCH"
+    assert s.next_event() is NEED_DATA
+    s.receive_data(STREAM[first_end + 7 :])
+    rest = list(s.events())
+    assert isinstance(rest[-1], CommandDone)
+
+
+def test_untagged_collected_per_command_in_order() -> None:
+    s = IMAPSession()
+    a = s.command("NOOP").command
+    b = s.command("UID SEARCH", Raw("ALL")).command
+    s.receive_data(b"* 3 EXISTS\r\nA0001 OK noop\r\n* SEARCH 1 2\r\nA0002 OK search\r\n")
+    done = [e for e in s.events() if isinstance(e, CommandDone)]
+    assert [d.command.tag for d in done] == ["A0001", "A0002"]
+    assert [u.kind for u in a.untagged] == ["EXISTS"]  # type: ignore[union-attr]
+    assert [u.value for u in b.untagged] == [(1, 2)]  # type: ignore[union-attr]
+
+
+def test_unknown_tag_is_protocol_error_and_session_dies() -> None:
+    s = IMAPSession()
+    s.command("NOOP")
+    s.receive_data(b"B0007 OK who\r\n")
+    with pytest.raises(IMAPParseError, match="no command in flight"):
+        s.next_event()
+    with pytest.raises(ProtocolError):
+        s.next_event()
+
+
+@pytest.mark.parametrize("announce", [b"{999999999999}", b"{2000000}", b"~{99999999999999999999}"])
+def test_huge_inline_literal_refused_before_reading(announce: bytes) -> None:
+    s = IMAPSession()
+    s.command("LIST", "", "*")
+    s.receive_data(b'* LIST () "/" ' + announce + b"\r\n")
+    with pytest.raises(IMAPParseError, match="limit"):
+        s.next_event()
+
+
+def test_huge_body_literal_refused_before_reading() -> None:
+    s = IMAPSession()
+    s.command("UID FETCH", Raw("1"), [Raw("BODY.PEEK[]")])
+    s.receive_data(b"* 1 FETCH (UID 1 BODY[] {999999999999}\r\n")
+    with pytest.raises(IMAPParseError, match="above the limit"):
+        s.next_event()
+
+
+def test_long_line_refused() -> None:
+    s = IMAPSession()
+    s.receive_data(b"* OK " + b"x" * 70000)
+    with pytest.raises(IMAPParseError, match="longer than"):
+        s.next_event()
+
+
+def test_continuation_text_is_not_a_literal() -> None:
+    s = IMAPSession()
+    s.receive_data(b"+ send {5}\r\n")
+    event = s.next_event()
+    assert isinstance(event, ContinuationRequest) and event.continuation.text == "send {5}"
+
+
+# --- rendering commands -----------------------------------------------------------------
+
+
+def test_command_rendering_and_literals() -> None:
+    s = IMAPSession()
+    parts = s.command("LOGIN", "joe", 'pa "ss\\')
+    assert parts.parts == [b'A0001 LOGIN joe "pa \\"ss\\\\"\r\n']
+    parts = s.command("SELECT", "Entwürfe".encode())
+    assert parts.parts == [b"A0002 SELECT {9}\r\n", Wait.CONTINUATION, "Entwürfe".encode() + b"\r\n"]
+    s.literal_plus = True
+    parts = s.command("APPEND", "INBOX", LiteralData(3, [b"abc"]))
+    assert parts.parts[0] == b"A0003 APPEND INBOX {3+}\r\n" and not parts.synchronising
+    s.literal_plus, s.literal_minus = False, True
+    assert s.command("X", b"a" * 4096).parts[0].endswith(b"{4096+}\r\n")  # type: ignore[union-attr]
+    assert s.command("X", b"a" * 4097).parts[1] is Wait.CONTINUATION
+    assert s.command("X", "NIL").parts == [b'A0006 X "NIL"\r\n']
+    assert s.command("X", "").parts == [b'A0007 X ""\r\n']
+    with pytest.raises(DataError):
+        s.command("X", Raw("ALL\r\nA2 LOGOUT"))
+    with pytest.raises(DataError):
+        s.command("X", "a\r\nb")
+
+
+# --- sequence sets, modified UTF-7 ------------------------------------------------------
+
+
+def test_parse_set() -> None:
+    assert list(parse_set("5,1:3,4")) == [1, 2, 3, 4, 5]
+    assert str(parse_set("9:7,1")) == "1,7:9"
+    assert len(parse_set("1:1000000")) == 1000000
+
+
+@pytest.mark.parametrize(("text", "wire"), [
+    ("INBOX", "INBOX"), ("Entwürfe", "Entw&APw-rfe"), ("A&B", "A&-B"),
+    ("~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
+])
+def test_utf7_examples(text: str, wire: str) -> None:
+    assert utf7.encode(text) == wire
+    assert utf7.decode(wire) == text
+
+
+@pytest.mark.parametrize("bad", ["&", "&Jjo", "&AGE-", "&Jjo!-", "é", "&=-"])
+def test_utf7_invalid(bad: str) -> None:
+    with pytest.raises(ValueError):
+        utf7.decode(bad)
+    assert utf7.decode_mailbox(bad.encode()) == bad
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_utf7_round_trip(text: str) -> None:
+    wire = utf7.encode(text)
+    assert wire.isascii()
+    assert utf7.decode(wire) == text
+
+
+# --- hypothesis: only our protocol error, whatever the server sends ---------------------
+
+_TOKENS = st.sampled_from([
+    b"* ", b"A0001 ", b"+ ", b"OK ", b"NO ", b"BAD ", b"BYE ", b"FETCH ", b"1 ", b"(", b")",
+    b"[", b"]", b"{3}\r\n", b"{0}\r\n", b"~{2}\r\n", b'"', b"\\", b"NIL ", b"UID ", b"FLAGS ",
+    b"ENVELOPE ", b"BODYSTRUCTURE ", b"BODY[] ", b"BODY[1]<0> ", b"LIST ", b"STATUS ",
+    b"ESEARCH ", b"VANISHED ", b"SEARCH ", b"\r\n", b"abc", b"12:3,4", b"\xff", b" ",
+    b"MODSEQ ", b"INTERNALDATE ", b"RFC822.SIZE ", b"CAPABILITY ", b"[UIDVALIDITY ",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TOKENS, max_size=40), st.binary(max_size=20))
+def test_session_raises_only_protocol_errors(tokens: list[bytes], noise: bytes) -> None:
+    s = IMAPSession()
+    s.command("UID FETCH", Raw("1:*"), [Raw("BODY[]")])
+    data = b"".join(tokens) + noise
+    try:
+        for i in range(0, len(data), 7):
+            s.receive_data(data[i : i + 7])
+            for _event in s.events():
+                pass
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_parse_line_raises_only_protocol_errors(data: bytes) -> None:
+    for prefix in (b"", b"* ", b"* 1 FETCH (", b"A1 OK ["):
+        try:
+            parse_line(prefix + data)
+        except ProtocolError:
+            pass
