@@ -352,6 +352,29 @@ def test_all_start_fast_and_leave_no_process() -> None:
     assert not any(server.running for server in servers.servers)
 
 
+def test_servers_die_with_a_killed_harness(tmp_path: Path) -> None:
+    """A harness killed by SIGKILL (no teardown) still leaves no server running."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from tests.servers import DNSMasq
+        server = DNSMasq(Path({str(tmp_path / "dns")!r})).start()
+        print(" ".join(str(p) for p in server.pids()), flush=True)
+        time.sleep(60)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, env=env)
+    try:
+        assert child.stdout is not None
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) >= 2 and all(alive(p) for p in pids)
+    finally:
+        child.kill()
+        child.wait(NET_TIMEOUT)
+    wait_for(lambda: not [p for p in pids if alive(p)], timeout=10)
+
+
 def test_failure_report_has_server_log_and_servers_start_on_demand(tmp_path: Path) -> None:
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(textwrap.dedent("""

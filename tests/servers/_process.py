@@ -3,9 +3,11 @@
 Theory of operation: every server runs its master process in the foreground as a
 direct child of the Python process that started it (``dovecot -F``, Postfix's
 ``master``, ``dnsmasq -k``), in a session of its own so that a Ctrl-C in a
-terminal reaches only us. The child asks the kernel for SIGTERM when the thread
-that started it dies (PR_SET_PDEATHSIG), so a killed test run leaves no servers
-behind. Readiness is a real connection that reads the greeting, polled at a short
+terminal reaches only us. Beside each master runs a tiny "reaper" process that
+waits on a pipe from us: if we die, even by SIGKILL, the pipe closes and the
+reaper kills the server's process group, so a killed test run leaves no servers
+behind. (PR_SET_PDEATHSIG is no help: the servers' privilege changes clear it.)
+Readiness is a real connection that reads the greeting, polled at a short
 interval under one overall deadline. Stopping sends SIGTERM to the master, waits,
 then SIGKILLs whatever is left of the process tree recorded just before.
 """
@@ -13,13 +15,13 @@ then SIGKILLs whatever is left of the process tree recorded just before.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
 import ssl
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +40,26 @@ START_ATTEMPTS = 3
 # Log text attached to failure reports is cut to this many trailing characters.
 LOG_TAIL_CHARS = 20000
 
-_PR_SET_PDEATHSIG = 1
+# The reaper: one byte on stdin means "stopped normally, exit"; EOF means the
+# harness died, so SIGTERM the server's process group, then SIGKILL what is left.
+_REAPER = """
+import os, signal, sys, time
+pgid = int(sys.argv[1])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if sys.stdin.buffer.read(1):
+    sys.exit(0)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        break
+    for _ in range(100):
+        time.sleep(0.05)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            sys.exit(0)
+"""
 
 
 class ServerError(RuntimeError):
@@ -79,15 +100,9 @@ def find_binary(name: str, dirs: Sequence[str] = ()) -> str:
     )
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask for SIGTERM when our parent dies.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def spawn(argv: Sequence[str], log_file: Path, *, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with no stdin, output appended to ``log_file``, tied to our lifetime."""
+    """Start ``argv`` with no stdin, output appended to ``log_file``, in its own session."""
     with open(log_file, "ab") as log:
         return subprocess.Popen(
             list(argv),
@@ -95,11 +110,39 @@ def spawn(argv: Sequence[str], log_file: Path, *, env: dict[str, str] | None = N
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
             env=env,
             cwd=cwd,
             close_fds=True,
         )
+
+
+def spawn_reaper(pgid: int) -> subprocess.Popen[bytes]:
+    """Start the reaper for process group ``pgid`` (see the module docstring)."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _REAPER, str(pgid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def dismiss_reaper(reaper: subprocess.Popen[bytes] | None) -> None:
+    """Tell a reaper the server was stopped normally, and wait for it."""
+    if reaper is None:
+        return
+    try:
+        if reaper.stdin is not None:
+            reaper.stdin.write(b"x")
+            reaper.stdin.close()
+    except OSError:
+        pass
+    try:
+        reaper.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait(timeout=5)
 
 
 def run(argv: Sequence[str], *, timeout: float = 30.0, input: bytes | None = None) -> str:
@@ -246,6 +289,7 @@ class Server:
         self.log_path = self.workdir / f"{self.name}.log"
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
         self._known_pids: set[int] = set()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -260,6 +304,7 @@ class Server:
             log_mark = self._log_size()
             self._configure()
             self._proc = spawn(self._argv(), self.log_path, env=self._env())
+            self._reaper = spawn_reaper(self._proc.pid)
             try:
                 self._wait_ready(deadline)
             except ServerError as exc:
@@ -273,7 +318,8 @@ class Server:
                 self._terminate()
                 raise
             break
-        self._known_pids = self.pids()
+        if self._proc is not None:
+            self._known_pids = {self._proc.pid} | descendants(self._proc.pid)
         self.start_seconds = time.monotonic() - began
         return self
 
@@ -293,10 +339,11 @@ class Server:
         return self._proc.pid if self._proc is not None else None
 
     def pids(self) -> set[int]:
-        """The master's pid and all its live descendants."""
+        """The master's pid, all its live descendants and the reaper's pid."""
         if not self.running or self._proc is None:
             return set()
-        return {self._proc.pid} | descendants(self._proc.pid)
+        reaper = {self._reaper.pid} if self._reaper is not None else set()
+        return {self._proc.pid} | descendants(self._proc.pid) | reaper
 
     def log_text(self, max_chars: int = LOG_TAIL_CHARS) -> str:
         """The end of the server's log file."""
@@ -353,7 +400,9 @@ class Server:
         if survivors:
             kill_all(survivors)
             wait_gone(survivors, Deadline(5))
+        dismiss_reaper(self._reaper)
         self._proc = None
+        self._reaper = None
         self._known_pids = set()
 
     def _log_size(self) -> int:
