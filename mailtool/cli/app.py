@@ -13,6 +13,7 @@ import click
 
 from mailtool import __version__
 from mailtool.cli import state
+from mailtool.cli.complete import complete_accounts
 
 if TYPE_CHECKING:
     from mailtool.config import Account, Config
@@ -114,7 +115,10 @@ Exit codes are sysexits: 0 ok, 64 usage, 65 bad data, 67 unknown user, 68 unknow
     envvar="MAILTOOL_CONFIG",
     help="Config file (default: $XDG_CONFIG_HOME/mailtool/config.toml).",
 )
-@click.option("--account", "account_name", metavar="NAME", help="Account from the config.")
+@click.option(
+    "--account", "account_name", metavar="NAME", help="Account from the config.",
+    shell_complete=complete_accounts,
+)
 @click.option("-v", "--verbose", count=True, help="Show the transcript (-vv: more).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
@@ -143,7 +147,10 @@ def cli(
         json=as_json,
         timeout=timeout,
     )
-    if config_path is not None or account_name is not None:
+    # (`account` is exempt: `account add` creates the file and the account.)
+    if (config_path is not None or account_name is not None) and (
+        ctx.invoked_subcommand != "account"
+    ):
         # Asked for explicitly: a broken file or an unknown account fails now (exit 78),
         # before any command does half its work.
         ctx.obj.account()
