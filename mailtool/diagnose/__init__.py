@@ -1,0 +1,1 @@
+"""``diagnose``: checks that yield structured findings (see ``findings``)."""
