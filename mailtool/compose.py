@@ -20,7 +20,6 @@ point reads raw messages and must start fast.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
@@ -77,8 +76,11 @@ class MessageSource:
         Raises:
             DataError: the message is empty, or bigger than ``limit``.
         """
+        import io
+
         norm = CRLFNormalizer()
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        spool: IO[bytes] = io.BytesIO()
+        in_memory = True
         size = 0
         eight_bit = False
         head_buf = bytearray()
@@ -94,6 +96,12 @@ class MessageSource:
                     found = _header_end(bytes(head_buf), complete=False)
                     if found >= 0:
                         head_end = found
+                if in_memory and size + len(piece) > SPOOL_MEMORY:
+                    import tempfile  # only big messages pay for it
+
+                    disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+                    disk.write(spool.getvalue())  # type: ignore[attr-defined]
+                    spool, in_memory = disk, False
                 spool.write(piece)
                 size += len(piece)
                 if limit is not None and size > limit:

@@ -16,7 +16,6 @@ the outbox built on top of this module); ``deliver`` is the one-shot function.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +36,6 @@ from mailtool.protocol.smtp.client import SMTPClient, Timeouts
 from mailtool.protocol.smtp.session import mail_parameters, rcpt_parameters
 from mailtool.protocol.tls import TLSMode, TLSSettings
 from mailtool.protocol.transcript import Transcript
-
-log = logging.getLogger("mailtool.delivery")
 
 ACCEPTED = "accepted"
 DEFERRED = "deferred"
@@ -417,7 +414,6 @@ class Deliverer:
         )
         if not result.mail.is_positive:
             if result.mail.is_transient:
-                log.info("%s: MAIL FROM deferred: %s", label, result.mail.one_line())
                 return None
             return [RecipientOutcome.from_reply(r, result.mail, "MAIL FROM", label)
                     for r in recipients]
