@@ -224,6 +224,22 @@ class Destination(Protocol):
     def end(self) -> None: ...
 
 
+class _SourceFailed(Exception):
+    """Carries an error of the message source through ``Maildir.deliver``, which would
+    otherwise report a lost connection (an ``OSError``) as a local write failure."""
+
+    def __init__(self, error: MailtoolError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _shielded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except MailtoolError as exc:
+        raise _SourceFailed(exc) from exc
+
+
 class MaildirDestination:
     """Maildir: tmp/ + fsync + rename per message, one directory fsync per batch."""
 
@@ -256,7 +272,12 @@ class MaildirDestination:
         return keys
 
     def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
-        path = self.maildir.deliver(to_lf(chunks), key=key, fsync=True, sync_dir=False)
+        try:
+            path = self.maildir.deliver(
+                _shielded(to_lf(chunks)), key=key, fsync=True, sync_dir=False
+            )
+        except _SourceFailed as exc:
+            raise exc.error from None  # a network error, not a local write error
         self._dirty = True
         return str(path)
 
@@ -424,6 +445,7 @@ class MessageOutcome:
     destination: str | None = None
     deleted: bool = False
     marked: bool = False
+    dele_refused: bool = False
     note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -602,7 +624,7 @@ class Fetcher:
         codes = [int(res.error.exit_code)] if res.error else []
         if any(m.status == "deferred" for m in res.messages):
             codes.append(ExitCode.TEMPFAIL)
-        if any(m.marked and not m.deleted for m in res.messages) and not codes:
+        if any(m.dele_refused or (m.marked and not m.deleted) for m in res.messages):
             codes.append(ExitCode.TEMPFAIL)
         res.exit_code = worst(*codes)
         return res
@@ -667,6 +689,7 @@ class Fetcher:
             if reply.is_positive:
                 m.marked = True
             else:
+                m.dele_refused = True
                 m.note = f"DELE refused: {reply.one_line()}"
                 self.result.warnings.append(f"message {m.number}: {m.note}")
 
