@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _MARK = {"ok": "ok", "info": "info", "warning": "WARN", "failure": "FAIL"}
 _STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "failure": "bold red"}
 _SMTP_SCHEMES = {"smtp": 25, "submission": 587, "smtps": 465}
+_SERVICE_SCHEMES = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 
 
 @click.command()
@@ -34,14 +35,17 @@ _SMTP_SCHEMES = {"smtp": 25, "submission": 587, "smtps": 465}
               help="Trust this CA file too.")
 @click.option("--insecure", is_flag=True, help="Do not verify certificates.")
 @click.option("--no-policy-fetch", is_flag=True, help="Do not fetch the MTA-STS policy (HTTPS).")
+@click.option("--user", metavar="NAME",
+              help="pop3/imap: check a login as NAME (password from MAILTOOL_PASSWORD).")
 @output_options
 def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
             port: int | None, max_mx: int, dns_server: str | None, ca_file: str | None,
-            insecure: bool, no_policy_fetch: bool) -> int:
+            insecure: bool, no_policy_fetch: bool, user: str | None) -> int:
     """Check a domain's mail path, or one server, and say what to fix.
 
     TARGET is a DOMAIN (MX, addresses, reverse DNS, SPF, DMARC, MTA-STS, TLS-RPT, DANE,
-    and each MX over SMTP) or a server URL: smtp://HOST[:PORT], submission://, smtps://.
+    and each MX over SMTP) or a server URL: smtp://HOST[:PORT], submission://, smtps://,
+    pop3://, pop3s://, imap://, imaps:// (with --user: a login check, nothing else).
 
     Exit status: 0 all ok, 1 warnings only, otherwise the worst failure's code
     (75 temporary, 68 no MX, 67 unknown user, 69 permanent, 77 refused...).
@@ -60,8 +64,25 @@ def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
 
         scheme, _sep, rest = target.partition("://")
         scheme = scheme.lower()
+        if scheme in _SERVICE_SCHEMES:
+            import os
+
+            from mailtool.diagnose.service import ServiceOptions, probe_service
+            from mailtool.secrets import ENV_VAR
+
+            host, port_from_url = _split_host(rest.strip("/"), _SERVICE_SCHEMES[scheme])
+            timer = Timer()
+            report = Report(target)
+            report.sections.append(probe_service(scheme.rstrip("s"), host, ServiceOptions(
+                port=port or port_from_url, timeout=app.timeout, ca_file=ca_file,
+                insecure=insecure, user=user, password=os.environ.get(ENV_VAR),
+                tls_mode=TLSMode.IMPLICIT if scheme.endswith("s") else TLSMode.STARTTLS,
+            )))
+            report.elapsed_ms = timer.ms
+            return _output(app, report)
         if scheme not in _SMTP_SCHEMES:
-            raise UsageError(f"unsupported scheme {scheme}:// (use smtp, submission or smtps)")
+            raise UsageError(f"unsupported scheme {scheme}:// (use smtp, submission, smtps, "
+                             "pop3, pop3s, imap or imaps)")
         host, port_from_url = _split_host(rest.strip("/"), _SMTP_SCHEMES[scheme])
         mode = {"smtp": TLSMode.OPPORTUNISTIC, "submission": TLSMode.STARTTLS,
                 "smtps": TLSMode.IMPLICIT}[scheme]
@@ -87,6 +108,10 @@ def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
             rcpt=rcpt, sender=sender, ca_file=ca_file, insecure=insecure,
             fetch_sts=not no_policy_fetch,
         ))
+    return _output(app, report)
+
+
+def _output(app: AppContext, report: Report) -> int:
     if app.json:
         from mailtool.cli.render import print_json
 
