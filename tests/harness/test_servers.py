@@ -35,7 +35,7 @@ from tests.servers import (
     User,
     ports,
 )
-from tests.servers._process import alive, make_servers_dir
+from tests.servers._process import MissingBinaryError, alive, find_binary, make_servers_dir
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
 
@@ -89,6 +89,21 @@ def test_servers_answer_on_ipv6_loopback_too(dovecot: Dovecot, postfix: Postfix,
     with smtplib.SMTP("::1", postfix.submission_port, timeout=NET_TIMEOUT) as smtp:
         smtp.starttls(context=test_ca.client_context())
         smtp.login(mail_user.name, mail_user.password)
+
+
+def test_strict_host_refuses_cleartext_login(dovecot: Dovecot, mail_user: User,
+                                             test_ca: TestCA) -> None:
+    with imaplib.IMAP4(dovecot.strict_host, dovecot.imap_port, timeout=NET_TIMEOUT) as imap:
+        assert "LOGINDISABLED" in imap.capabilities
+        imap.starttls(test_ca.client_context())
+        assert "LOGINDISABLED" not in imap.capabilities
+        assert imap.login(mail_user.name, mail_user.password)[0] == "OK"
+        assert "COMPRESS=DEFLATE" in imap.capability()[1][0].decode().split()
+    pop = poplib.POP3(dovecot.strict_host, dovecot.pop3_port, timeout=NET_TIMEOUT)
+    try:
+        assert "USER" not in pop.capa()
+    finally:
+        pop.quit()
 
 
 def test_imap_wrong_password_is_refused_quickly(dovecot: Dovecot, mail_user: User) -> None:
@@ -350,6 +365,11 @@ def test_all_start_fast_and_leave_no_process() -> None:
         shutil.rmtree(servers.workdir, ignore_errors=True)
     assert pids and not [pid for pid in pids if alive(pid)]
     assert not any(server.running for server in servers.servers)
+
+
+def test_missing_program_names_the_install_script() -> None:
+    with pytest.raises(MissingBinaryError, match="scripts/install-deps.sh"):
+        find_binary("no-such-mail-server")
 
 
 def test_servers_die_with_a_killed_harness(tmp_path: Path) -> None:

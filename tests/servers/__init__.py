@@ -108,7 +108,7 @@ class ServerSet:
             "host": d.host,
             "workdir": str(self.workdir),
             "ca_file": str(self.ca.ca_file),
-            "dovecot": {"imap": d.imap_port, "imaps": d.imaps_port, "pop3": d.pop3_port,
+            "dovecot": {"strict_host": d.strict_host, "imap": d.imap_port, "imaps": d.imaps_port, "pop3": d.pop3_port,
                         "pop3s": d.pop3s_port, "lmtp": d.lmtp_port,
                         "auth_socket": str(d.auth_socket), "log": str(d.log_path)},
             "postfix": {"smtp": p.smtp_port, "submission": p.submission_port,

@@ -20,8 +20,8 @@ from pathlib import Path
 import trustme
 
 # Names the good server certificate covers: how tests reach the loopback servers.
-SERVER_NAMES = ("localhost", "127.0.0.1", "::1", "mail.test", "mx.mail.test", "mx1.mail.test",
-                "mx2.mail.test", "imap.mail.test", "smtp.mail.test")
+SERVER_NAMES = ("localhost", "127.0.0.1", "127.0.0.2", "::1", "mail.test", "mx.mail.test",
+                "mx1.mail.test", "mx2.mail.test", "imap.mail.test", "smtp.mail.test")
 WRONG_HOST = "wrong.example"
 
 

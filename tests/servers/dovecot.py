@@ -52,6 +52,8 @@ INTERNAL_USER = "dovecot"
 DEFAULT_USERS = (("alice", "alice-password"), ("bob", "bob-password"))
 # Per-user-and-IP connection limit: all clients come from 127.0.0.1, tests open many.
 MAX_USERIP_CONNECTIONS = 200
+# Loopback address where Dovecot refuses cleartext authentication without TLS.
+STRICT_HOST = "127.0.0.2"
 # Network timeout for the harness's own LMTP deliveries.
 LMTP_TIMEOUT = 30.0
 
@@ -99,6 +101,9 @@ class Dovecot(Server):
         self.auth_socket = self.auth_dir / "auth-postfix"
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
         self.lmtp_port = 0
+        # Same ports on this address refuse cleartext logins before TLS (LOGINDISABLED,
+        # no POP3 USER/PASS): 127.0.0.1 counts as "secured" to Dovecot, 127.0.0.2 does not.
+        self.strict_host = STRICT_HOST
         self.listen = [self.host]
         self.users: dict[str, User] = {}
         self._users_lock = threading.Lock()
@@ -254,7 +259,8 @@ class Dovecot(Server):
         (self.workdir / "state").mkdir(exist_ok=True)
         # Also on ::1 when the machine has it, so clients that resolve "localhost"
         # to ::1 first find the same server there.
-        self.listen = [self.host, *([ports.HOST6] if ports.ipv6_loopback() else [])]
+        self.listen = [self.host, self.strict_host,
+                       *([ports.HOST6] if ports.ipv6_loopback() else [])]
         self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port, self.lmtp_port = (
             ports.free_ports(5, self.host, also=tuple(self.listen[1:])))
         for user in self.users.values():
@@ -305,6 +311,8 @@ userdb {{
 }}
 
 mail_location = maildir:~/Maildir
+# zlib + imap_zlib give IMAP COMPRESS=DEFLATE (RFC 4978); stored mail stays plain.
+mail_plugins = $mail_plugins zlib
 namespace inbox {{
   inbox = yes
   separator = /
@@ -331,6 +339,7 @@ namespace inbox {{
 }}
 
 protocol imap {{
+  mail_plugins = $mail_plugins imap_zlib
   mail_max_userip_connections = {MAX_USERIP_CONNECTIONS}
 }}
 protocol pop3 {{
@@ -365,6 +374,10 @@ service lmtp {{
     port = {self.lmtp_port}
   }}
 }}
+local {self.strict_host} {{
+  disable_plaintext_auth = yes
+}}
+
 # Auth penalty (2, 4, 8, 15 s delays after failed logins from one IP) is off when
 # the auth process cannot reach anvil's penalty socket: wrong-password tests stay fast.
 service anvil {{
