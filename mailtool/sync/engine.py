@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from mailtool.errors import LocalIOError, MailtoolError
 from mailtool.exitcodes import ExitCode
 from mailtool.store.atomic import fsync_dir
-from mailtool.store.maildir import Maildir, PendingMessage, begin_message
+from mailtool.store.maildir import Maildir, PendingMessage, begin_message, unique_name
 from mailtool.sync.paths import FOLDER_MARKER, folder_path
 from mailtool.sync.plan import (
     DEFAULT_MAX_DELETE_SHARE,
@@ -49,7 +49,14 @@ from mailtool.sync.plan import (
     read_identity,
     rematch,
 )
-from mailtool.sync.state import FolderState, Record, StateStore, message_key, scan_keys
+from mailtool.sync.state import (
+    FolderState,
+    Record,
+    StateStore,
+    message_key,
+    parse_key,
+    scan_keys,
+)
 
 #: A batch ends after this many messages or bytes: one durability point (syncfs or
 #: fsyncs, directory fsync, journal fsync) per batch instead of per message.
@@ -81,9 +88,9 @@ class Selected:
 class BodySink(Protocol):
     """Receives streamed message bodies, one message at a time."""
 
-    def begin(self, uid: int, size: int | None, flags: Sequence[str] | None) -> None: ...
+    def begin(self, uid: int | None, size: int | None, flags: Sequence[str] | None) -> None: ...
     def data(self, chunk: bytes) -> None: ...
-    def end(self, flags: Sequence[str] | None) -> None: ...
+    def end(self, uid: int, flags: Sequence[str] | None) -> None: ...
     def abort(self) -> None: ...
 
 
@@ -256,36 +263,43 @@ class _Writer:
     def __init__(self, engine: FolderSync) -> None:
         self.engine = engine
         self.current: PendingMessage | None = None
-        self.uid = 0
-        self.size: int | None = None
+        self.uid: int | None = None
         self.batch: list[tuple[int, PendingMessage]] = []
         self.batch_bytes = 0
 
-    def begin(self, uid: int, size: int | None, flags: Sequence[str] | None) -> None:
+    def begin(self, uid: int | None, size: int | None, flags: Sequence[str] | None) -> None:
+        """Start a message; ``uid`` may be unknown until ``end`` (server's item order)."""
         if self.current is not None:
             self.abort()
         eng = self.engine
         assert eng.state.uidvalidity is not None
-        letters = maildir_flags(flags) if flags is not None else eng.plan.fetch_flags.get(uid, "")
-        self.uid, self.size = uid, size
-        self.current = begin_message(eng.maildir, key=message_key(eng.state.uidvalidity, uid),
-                                     flags=letters or None)
+        self.uid = uid
+        letters = maildir_flags(flags) if flags is not None else None
+        if letters is None and uid is not None:
+            letters = eng.plan.fetch_flags.get(uid, "")
+        key = message_key(eng.state.uidvalidity, uid) if uid is not None else None
+        self.current = begin_message(eng.maildir, key=key, flags=letters or None)
 
     def data(self, chunk: bytes) -> None:
         assert self.current is not None
         self.current.write(chunk)
 
-    def end(self, flags: Sequence[str] | None) -> None:
+    def end(self, uid: int, flags: Sequence[str] | None) -> None:
+        """The message is complete (the whole FETCH response arrived)."""
         pending, self.current = self.current, None
         assert pending is not None
+        eng = self.engine
+        assert eng.state.uidvalidity is not None
+        if self.uid != uid:  # named by key only now that the UID is known
+            pending.name = unique_name(message_key(eng.state.uidvalidity, uid))
         if flags is not None:
             pending.flags = maildir_flags(flags) or None
         pending.finish(fsync=False)
-        self.batch.append((self.uid, pending))
+        self.batch.append((uid, pending))
         self.batch_bytes += pending.size
-        self.engine.progress.advance(1, pending.size)
-        if (len(self.batch) >= self.engine.options.batch_messages
-                or self.batch_bytes >= self.engine.options.batch_bytes):
+        eng.progress.advance(1, pending.size)
+        if (len(self.batch) >= eng.options.batch_messages
+                or self.batch_bytes >= eng.options.batch_bytes):
             self.flush()
 
     def abort(self) -> None:
@@ -409,13 +423,15 @@ class FolderSync:
                 present = set(raw) | set(new_uids)
         self.plan = plan = make_plan(state, new_uids=new_uids, flags=flags, present=present,
                                      vanished=vanished, keep_deleted=self.options.keep_deleted)
-        check_mass_delete(self.info.name, len(state.live_uids()), len(plan.delete),
-                          max_share=self.options.max_delete_share,
-                          allow=self.options.allow_mass_delete)
         if self.options.dry_run:
             self.result.would_fetch = plan.fetch
             self.result.would_flag = plan.flags
             self.result.would_delete = plan.delete + plan.keep
+        # A dry run stops here too, so it shows what the real run would do.
+        check_mass_delete(self.info.name, len(state.live_uids()), len(plan.delete),
+                          max_share=self.options.max_delete_share,
+                          allow=self.options.allow_mass_delete)
+        if self.options.dry_run:
             return
         _ = self.maildir  # an empty server folder is mirrored as an empty Maildir
         if self.result.mode == "rematch":
@@ -447,6 +463,7 @@ class FolderSync:
         if not todo:
             return
         _ = self.maildir  # create the folder before the first body arrives
+        self._clean_tmp()
         self.progress = self.options.progress()
         self.progress.start(self.info.name, len(todo), None)
         writer = _Writer(self)
@@ -460,6 +477,15 @@ class FolderSync:
             raise
         finally:
             self.progress.stop()
+
+    def _clean_tmp(self) -> None:
+        """Remove partial messages an interrupted run of ours left in ``tmp/``."""
+        for entry in os.scandir(self.dir / "tmp"):
+            if parse_key(entry.name) is not None:  # named by our key: nobody else writes it
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
 
     def _apply_flags(self, changes: dict[int, str]) -> None:
         if not changes:
@@ -542,12 +568,51 @@ class FolderSync:
         return new
 
 
+LOCK_FILE = "mailtool-sync.lock"
+
+
+def lock_root(root: Path) -> int:
+    """Take the tree's lock (two runs at once, e.g. overlapping cron jobs, would race).
+
+    Returns the lock's file descriptor (closing it releases the lock).
+
+    Raises:
+        TempFailError: another run holds it.
+    """
+    import fcntl
+
+    from mailtool.errors import CantCreateError, TempFailError
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CantCreateError(f"cannot create {root / LOCK_FILE}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise TempFailError(f"another imap-sync is running on {root}", step="lock") from None
+    return fd
+
+
 def sync_folders(source: Source, root: Path, folders: Sequence[FolderInfo],
                  options: SyncOptions) -> list[FolderResult]:
     """Sync each folder; a failure in one folder is reported and the others go on.
 
     Errors that concern the connection (transport, protocol) stop the whole run.
     """
+    if options.dry_run and not root.exists():
+        return _sync_each(source, root, folders, options)
+    fd = lock_root(root)
+    try:
+        return _sync_each(source, root, folders, options)
+    finally:
+        os.close(fd)
+
+
+def _sync_each(source: Source, root: Path, folders: Sequence[FolderInfo],
+               options: SyncOptions) -> list[FolderResult]:
     results = []
     for info in folders:
         sync = FolderSync(source, root, info, options)

@@ -109,7 +109,7 @@ class FakeSource:
             sink.begin(uid, len(raw), tuple(flags))
             for i in range(0, len(raw), 7):
                 sink.data(raw[i:i + 7])
-            sink.end(None)
+            sink.end(uid, None)
 
 
 def message(n: int, *, msgid: str | None = None, body: bytes = b"") -> bytes:

@@ -93,7 +93,7 @@ def test_non_ascii_and_hostile_folders(tmp_path: Path) -> None:
     assert all(r.status == "ok" for r in results)
     assert sorted(os.listdir(root)) == sorted(
         [".%.etc", ".%2E%2E.x", ".a.%2E%2E.%2E%2E.b", ".Entwürfe", ".日本語.メール",
-         "cur", "new", "tmp", "mailtool-sync.state"])
+         "cur", "new", "tmp", "mailtool-sync.state", "mailtool-sync.lock"])
     assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()
     assert (root / ".Entwürfe" / "maildirfolder").exists()
 
