@@ -407,10 +407,11 @@ def _fetch_value(lx: Lexer, name: str) -> Any:
 
 
 def _text(value: Any) -> str | None:
+    # Decoded but not escaped: callers that print server text escape it (render layer).
     if value is None:
         return None
     if isinstance(value, bytes):
-        return decode_server_text(value)
+        return value.decode("utf-8", "replace")
     raise IMAPParseError(f"expected a string, got {type(value).__name__}")
 
 

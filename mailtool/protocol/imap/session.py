@@ -45,7 +45,11 @@ from mailtool.protocol.imap.types import (
     Untagged,
 )
 from mailtool.protocol.replies import decode_server_text
-from mailtool.protocol.wire import MAX_LINE
+
+#: Longest response line. IMAP puts whole results on one line: ``* SEARCH`` for a folder
+#: of a million messages is about 7 MB, so the shared 64 KiB line bound is too small here;
+#: 8 MiB still stops a flood (and MAX_RESPONSE bounds the response as a whole).
+MAX_IMAP_LINE = 8 * 1024 * 1024
 
 #: Largest literal kept in memory that is not a message body (mailbox names, subjects):
 #: real ones are a few kilobytes; 1 MiB leaves room and stops a hostile ``{999999999}``.
@@ -279,11 +283,11 @@ class IMAPSession:
             return True
         idx = self._in.find(b"\n")
         if idx < 0:
-            if len(self._in) > MAX_LINE:
-                raise IMAPParseError(f"server sent a line longer than {MAX_LINE} bytes")
+            if len(self._in) > MAX_IMAP_LINE:
+                raise IMAPParseError(f"server sent a line longer than {MAX_IMAP_LINE} bytes")
             return False
-        if idx + 1 > MAX_LINE:
-            raise IMAPParseError(f"server sent a line longer than {MAX_LINE} bytes")
+        if idx + 1 > MAX_IMAP_LINE:
+            raise IMAPParseError(f"server sent a line longer than {MAX_IMAP_LINE} bytes")
         line = bytes(self._in[:idx])
         del self._in[: idx + 1]
         if line.endswith(b"\r"):

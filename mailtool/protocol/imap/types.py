@@ -101,6 +101,16 @@ class UIDSet:
     def __str__(self) -> str:
         return ",".join(f"{lo}" if lo == hi else f"{lo}:{hi}" for lo, hi in self.ranges)
 
+    def last(self, n: int) -> list[int]:
+        """The ``n`` highest members, highest first (without expanding the whole set)."""
+        out: list[int] = []
+        for lo, hi in reversed(self.ranges):
+            for value in range(hi, lo - 1, -1):
+                if len(out) >= n:
+                    return out
+                out.append(value)
+        return out
+
     @classmethod
     def of(cls, numbers: Any) -> UIDSet:
         """Build a compact set from any iterable of ints."""
