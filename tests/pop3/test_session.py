@@ -12,7 +12,6 @@ from mailtool.protocol.pop3.session import (
     Challenge,
     Data,
     DotUnstuffer,
-    End,
     Greeting,
     Line,
     POP3Session,
