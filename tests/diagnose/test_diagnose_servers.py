@@ -203,5 +203,8 @@ def test_three_dead_mx_answer_in_about_one_timeout(make_dnsmasq: Any) -> None:
             s.stop()
     sections = [s for s in doc["sections"] if s["name"].startswith("MX ")]
     assert len(sections) == 3 and all(s["status"] == "failure" for s in sections)
-    # three greeting timeouts of 2 s each, in parallel: well under 3 x 2 s
-    assert elapsed < 5.0, elapsed
+    # Three greeting timeouts of 2 s each: one after the other they would take 6 s or
+    # more; in parallel the run takes about one timeout (the report's own clock, so the
+    # interpreter's start-up on a loaded machine does not count).
+    assert 2000 <= doc["elapsed_ms"] < 4500, doc["elapsed_ms"]
+    assert elapsed < 30
