@@ -217,6 +217,10 @@ def test_smtp_port_refuses_unknown_user_and_relay(postfix: Postfix, mail_user: U
         assert code == 554 and text.startswith(b"5.7.1"), text
         code, _ = smtp.rcpt(mail_user.address)
         assert code == 250
+        code, _ = smtp.rcpt(f"{mail_user.name}@two.test")
+        assert code == 250
+        code, _ = smtp.rcpt(f"{mail_user.name}@nullmx.test")
+        assert code == 554
 
 
 def test_user_added_at_runtime_is_a_postfix_recipient(postfix: Postfix,

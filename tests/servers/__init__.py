@@ -112,7 +112,7 @@ class ServerSet:
                         "pop3s": d.pop3s_port, "lmtp": d.lmtp_port,
                         "auth_socket": str(d.auth_socket), "log": str(d.log_path)},
             "postfix": {"smtp": p.smtp_port, "submission": p.submission_port,
-                        "log": str(p.log_path)},
+                        "domains": list(p.domains), "log": str(p.log_path)},
             "dnsmasq": {"port": n.port, "log": str(n.log_path)},
             "users": [{"name": u.name, "password": u.password, "address": u.address}
                       for u in d.users.values()],

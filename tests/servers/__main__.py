@@ -59,10 +59,12 @@ def _print_human(info: dict[str, Any]) -> None:
     lines = [
         f"work dir     {info['workdir']}",
         f"CA file      {info['ca_file']}",
-        f"IMAP         {host}:{d['imap']} (STARTTLS)   IMAPS {host}:{d['imaps']}",
+        f"IMAP         {host}:{d['imap']} (STARTTLS)   IMAPS {host}:{d['imaps']}   "
+        f"(on {d['strict_host']}: no cleartext login before TLS)",
         f"POP3         {host}:{d['pop3']} (STLS)       POP3S {host}:{d['pop3s']}",
         f"LMTP         {host}:{d['lmtp']}",
-        f"SMTP         {host}:{p['smtp']} (port 25 style, no AUTH)",
+        f"SMTP         {host}:{p['smtp']} (port 25 style, no AUTH) for "
+        + ", ".join(p["domains"]),
         f"submission   {host}:{p['submission']} (STARTTLS required, AUTH)",
         f"DNS          {host}:{n['port']} (UDP and TCP)",
         "users        " + ", ".join(f"{u['name']} / {u['password']}" for u in info["users"]),

@@ -54,6 +54,10 @@ _QUEUE_DIRS = {
     "flush": 0o700, "hold": 0o700, "incoming": 0o700, "private": 0o700, "saved": 0o700,
     "trace": 0o700, "maildrop": 0o730, "public": 0o710,
 }
+# Test domains besides Dovecot's own whose MX (or A) records in the default DNS
+# records lead to 127.0.0.1, so direct MX delivery tests can land here; a user
+# "x" receives x@mail.test and x@<each of these> in the same mailbox.
+EXTRA_DOMAINS = ("other.test", "two.test", "dead.test", "nomx.test")
 # smtp-sink's listen backlog: benchmarks open many connections at once.
 SINK_BACKLOG = 256
 
@@ -65,7 +69,7 @@ class Postfix(Server):
     port_in_use_markers = ("Address already in use", "bind 127.0.0.1")
 
     def __init__(self, workdir: Path, dovecot: Dovecot, ca: TestCA, *,
-                 domains: Sequence[str] = ()) -> None:
+                 domains: Sequence[str] = EXTRA_DOMAINS) -> None:
         super().__init__(workdir)
         self.dovecot = dovecot
         self.ca = ca
