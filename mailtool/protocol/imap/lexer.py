@@ -232,13 +232,31 @@ class Lexer:
             raise self.error("lists nested too deeply")
         self.expect(b"(")
         items: list[Any] = []
+        append = items.append
+        # The hot loop of ENVELOPE/BODYSTRUCTURE parsing: peek/skip_sp inlined.
         while True:
-            self.skip_sp()
-            if self.accept(b")"):
-                return items
-            if self.at_end():
+            cur = self._cur
+            end = self._lit_at
+            pos = self.pos
+            while pos < end and cur[pos] == 0x20:
+                pos += 1
+            self.pos = pos
+            if pos < end:
+                c = cur[pos]
+                if c == 0x29:  # ")"
+                    self.pos = pos + 1
+                    return items
+                if c == 0x22:
+                    append(self.quoted())
+                elif c == 0x28:
+                    append(self.list(depth + 1))
+                else:
+                    word = self.atom()
+                    append(None if len(word) == 3 and word.upper() == "NIL" else word)
+            elif self.at_literal():
+                append(self.literal())
+            else:
                 raise self.error("unterminated list")
-            items.append(self.value(depth))
 
     def nstring(self) -> Any:
         """A string, a literal, or NIL (None)."""
