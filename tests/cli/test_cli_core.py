@@ -31,7 +31,13 @@ def test_help_lists_only_existing_commands() -> None:
         if not p.name.startswith("_")
     )
     section = result.stdout.split("Commands:", 1)[1] if "Commands:" in result.stdout else ""
-    listed = sorted(line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.split())
+    listed = []
+    for line in section.splitlines()[1:]:
+        if not line.strip():
+            break  # the epilog follows the command list
+        if line.startswith("  ") and not line.startswith("   "):
+            listed.append(line.split()[0])
+    listed.sort()
     assert listed == commands
 
 
