@@ -98,6 +98,8 @@ class Transport:
         self._deflate: zlib._Compress | None = None
         self.tls_info: TLSInfo | None = None
         self.closed = False
+        self._received_any = False
+        self.discarded_before_tls = 0
         sock.settimeout(timeout)
         peer = sock.getpeername()
         self.peer: tuple[str, int] = (str(peer[0]), int(peer[1]))
@@ -263,6 +265,14 @@ class Transport:
         try:
             data = self._sock.recv(CHUNK)
         except TimeoutError as exc:
+            if not self._received_any and self.tls_info is None:
+                # Silence from the very first byte, in cleartext: the classic sign of a
+                # client speaking cleartext to an implicit-TLS port (himalaya #658).
+                raise TransportTimeoutError(
+                    f"no greeting from {self.host} within {self._timeout:g} s",
+                    step="greeting",
+                    hint="if this port expects implicit TLS (465, 993, 995), use --tls implicit",
+                ) from exc
             raise TransportTimeoutError(
                 f"no answer from {self.host} within {self._timeout:g} s"
             ) from exc
@@ -272,6 +282,7 @@ class Transport:
             raise ConnectionLostError(f"connection to {self.host} lost: {exc}") from exc
         if not data:
             raise ConnectionLostError(f"{self.host} closed the connection")
+        self._received_any = True
         if self._inflate is not None:
             data = self._inflate.decompress(data)
         self._buf += data

@@ -179,6 +179,22 @@ def test_silent_server_times_out() -> None:
         assert time.monotonic() - start < 3
         assert err.value.exit_code == ExitCode.TEMPFAIL
         assert isinstance(err.value, TimeoutError)
+        # Nothing at all from a cleartext server: the hint names the likely mistake.
+        assert err.value.step == "greeting" and "--tls implicit" in (err.value.hint or "")
+        t.close()
+
+
+def test_timeout_after_greeting_has_no_tls_hint() -> None:
+    def greet_then_silence(conn: Conn) -> None:
+        conn.send(b"220 hi\r\n")
+        conn.read_until_closed()
+
+    with ScriptedServer(greet_then_silence) as srv:
+        t = Transport.connect("127.0.0.1", srv.port, timeout=0.3)
+        t.readline()
+        with pytest.raises(TransportTimeoutError) as err:
+            t.readline()
+        assert err.value.hint is None
         t.close()
 
 
