@@ -224,10 +224,12 @@ def _ask(
     if password_command:
         for table in services.values():
             table["password_command"] = password_command
+    elif _keyring_has(name) is None:
+        click.echo("No keyring backend here: give a command that prints the password.", err=True)
     elif click.confirm("Store the password in the system keyring now?", default=True, err=True):
         password = click.prompt("  Password", hide_input=True, confirmation_prompt=True,
                                 err=True)
-    else:
+    if password is None and not password_command:
         command_text = click.prompt(
             "Password command (e.g. 'pass show mail/NAME'; empty for none)", default="",
             show_default=False, err=True,
@@ -541,7 +543,7 @@ def test(app: AppContext, name: str | None) -> None:
     \b
     Examples:
       mailtool account test work
-      mailtool -v account test work      # with the transcript (passwords redacted)
+      mailtool -v account test work    # with the transcript, passwords redacted
     """
     name = _name_or_default(app, name)
     _known(app, name)
