@@ -60,18 +60,24 @@ def _message(n: int, rng: random.Random) -> bytes:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one process."""
+    """Wall seconds and peak RSS (KiB) of one process (RSS from GNU time when present:
+    ``wait4`` would report the forked Python parent's size for a short-lived child)."""
+    timer = Path("/usr/bin/time")
+    fd, rss_file = tempfile.mkstemp(prefix="rss-")
+    os.close(fd)
+    full = [str(timer), "-f", "%M", "-o", rss_file, *argv] if timer.exists() else argv
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    err = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(full, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        rss = int(Path(rss_file).read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    os.unlink(rss_file)
     if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err.decode()[-1500:]}")
-    return elapsed, usage.ru_maxrss
+        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stdout.decode()[-1500:]}")
+    return elapsed, rss
 
 
 class Peer:
