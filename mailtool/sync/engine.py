@@ -25,8 +25,6 @@ The server is reached through the small ``Source`` protocol below, implemented o
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import fnmatch
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -217,6 +215,9 @@ _libc: Any = None
 
 def _syncfs(path: Path) -> bool:
     """``syncfs(2)`` on the file system holding ``path``; False when unavailable."""
+    import ctypes
+    import ctypes.util
+
     global _libc
     if _libc is None:
         try:

@@ -31,7 +31,6 @@ start with a dot, so no folder name can collide with them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -82,6 +81,8 @@ def _shorten(name: str) -> str:
     encoded = name.encode("utf-8", "surrogatepass")
     if len(encoded) <= NAME_MAX:
         return name
+    import hashlib
+
     digest = hashlib.sha256(encoded).hexdigest()[:_HASH_HEX]
     budget = NAME_MAX - 1 - _HASH_HEX
     cut = encoded[:budget].decode("utf-8", "ignore")  # drop a split character
