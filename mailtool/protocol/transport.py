@@ -87,6 +87,7 @@ class Transport:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         transcript: Transcript | None = None,
+        peer: tuple[str, int] | None = None,
     ) -> None:
         self._sock = sock
         self.host = host
@@ -101,8 +102,15 @@ class Transport:
         self._received_any = False
         self.discarded_before_tls = 0
         sock.settimeout(timeout)
-        peer = sock.getpeername()
-        self.peer: tuple[str, int] = (str(peer[0]), int(peer[1]))
+        if peer is None:
+            # The server may already have reset the connection: its address is still known
+            # to the caller that connected, so only ask the kernel as a fallback.
+            try:
+                address = sock.getpeername()
+                peer = (str(address[0]), int(address[1]))
+            except OSError:
+                peer = ("?", 0)
+        self.peer: tuple[str, int] = peer
 
     # --- connecting -----------------------------------------------------------------
 
@@ -158,7 +166,10 @@ class Transport:
                 errors.append(f"{sockaddr[0]}: {reason}")
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            transport = cls(sock, host, timeout=timeout, transcript=transcript)
+            transport = cls(
+                sock, host, timeout=timeout, transcript=transcript,
+                peer=(str(sockaddr[0]), int(sockaddr[1])),
+            )
             if transcript is not None:
                 transcript.note(f"connected to {sockaddr[0]} port {sockaddr[1]}")
             if tls is not None:
