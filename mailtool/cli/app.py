@@ -92,7 +92,7 @@ EPILOG = """\b
 Examples:
   mailtool send --smarthost smtp.example.org --from me@example.org \\
       --to ops@example.org --subject 'backup done' --body-file report.txt
-  mailtool pop-fetch --account home --maildir ~/Mail/inbox --delete   # from cron
+  mailtool pop-fetch --account home --maildir ~/Mail/inbox --delete
   mailtool diagnose example.org --rcpt someone@example.org
   mailtool explain '550 5.1.1 user unknown'
 

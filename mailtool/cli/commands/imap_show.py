@@ -21,7 +21,7 @@ def _complete_folders(ctx: click.Context, param: click.Parameter, incomplete: st
     "imap-show",
     epilog="""\b
 Examples:
-  mailtool imap-show 4711                          # headers, text, attachments
+  mailtool imap-show 4711                        # headers, text, attachments
   mailtool imap-show --folder Archive 12 --raw > msg.eml
   mailtool imap-show 4711 --headers-only
   mailtool imap-show 4711 --part 2 > report.pdf
