@@ -252,7 +252,11 @@ class SMTPClient:
                 event = self.session.receive_line(self.transport.readline(MAX_REPLY_LINE))
                 if event is not None:
                     return event
-        except BaseException:
+        except BaseException as exc:
+            # A lost connection, a timeout or a malformed reply names the step it broke.
+            label = self.session.awaiting
+            if isinstance(exc, MailtoolError) and exc.step is None and label is not None:
+                exc.step = "end of DATA" if label == "DOT" else label
             self.session.closed()
             raise
 
@@ -439,6 +443,8 @@ class SMTPClient:
             sender, recipients, mail_params=mail_params, rcpt_params=rcpt_params,
             then=[("DATA", None, "DATA")] if pipelining else (),
         )
+        if self.session.state is SMTPState.CLOSED:
+            return result  # a 421 ended the session (RFC 5321 3.8): its reply says why
         if pipelining:
             data_reply = self._read(self.timeouts.data_init).reply
         elif result.mail.is_positive and result.accepted:
@@ -447,6 +453,10 @@ class SMTPClient:
             self.rset(quiet=True)
             return result
         if data_reply.code != ReplyCode.START_INPUT:
+            if data_reply.is_positive:
+                # Not 354: no content was sent, so this "success" would lose the message.
+                raise ProtocolError("server answered DATA without asking for the content",
+                                    step="DATA", reply=data_reply)
             result.data = data_reply if result.accepted and result.mail.is_positive else None
             result.data_step = "DATA"
             return result

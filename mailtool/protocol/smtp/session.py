@@ -197,6 +197,11 @@ class SMTPSession:
             self.state = SMTPState.READY
         return data
 
+    @property
+    def awaiting(self) -> str | None:
+        """Label of the command whose reply is read next (None when none is pending)."""
+        return self._pending[0] if self._pending else None
+
     def expect_reply(self, label: str) -> None:
         """Wait for a reply that no command asks for (the one after the final dot)."""
         self._pending.append(label)
