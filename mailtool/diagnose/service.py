@@ -132,7 +132,8 @@ def _imap(host: str, opts: ServiceOptions, settings: TLSSettings, transcript: Tr
         mechs = [c[5:] for c in caps if c.startswith("AUTH=")]
         login_ok = "LOGINDISABLED" not in caps
         section.add(Finding("auth", "Auth mechanisms", Status.OK,
-                            " ".join(mechs + (["LOGIN"] if login_ok else [])) or "none"))
+                            " ".join(mechs + (["(LOGIN command)"] if login_ok else []))
+                            or "none"))
         creds = sasl.Credentials(opts.user or "", opts.password)
 
         def do_login() -> str:

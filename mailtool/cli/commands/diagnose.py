@@ -22,7 +22,7 @@ _SERVICE_SCHEMES = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--rcpt", "rcpt", multiple=True, metavar="ADDR",
               help="Ask MAIL FROM/RCPT TO for ADDR (then RSET; never DATA). Repeatable.")
 @click.option("--from", "sender", default="", metavar="ADDR",
@@ -38,7 +38,7 @@ _SERVICE_SCHEMES = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 @click.option("--user", metavar="NAME",
               help="pop3/imap: check a login as NAME (password from MAILTOOL_PASSWORD).")
 @output_options
-def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
+def command(app: AppContext, target: str | None, rcpt: tuple[str, ...], sender: str,
             port: int | None, max_mx: int, dns_server: str | None, ca_file: str | None,
             insecure: bool, no_policy_fetch: bool, user: str | None) -> int:
     """Check a domain's mail path, or one server, and say what to fix.
@@ -46,6 +46,8 @@ def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
     TARGET is a DOMAIN (MX, addresses, reverse DNS, SPF, DMARC, MTA-STS, TLS-RPT, DANE,
     and each MX over SMTP) or a server URL: smtp://HOST[:PORT], submission://, smtps://,
     pop3://, pop3s://, imap://, imaps:// (with --user: a login check, nothing else).
+    Without TARGET, every service of the account (--account, or the default one) is
+    checked, with a login where the account has a password source.
 
     Exit status: 0 all ok, 1 warnings only, otherwise the worst failure's code
     (75 temporary, 68 no MX, 67 unknown user, 69 permanent, 77 refused...).
@@ -55,8 +57,12 @@ def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
       mailtool diagnose example.org
       mailtool diagnose example.org --rcpt someone@example.org
       mailtool diagnose smtp://mx.example.org --json
+      mailtool --account work diagnose
     """
     from mailtool.protocol.tls import TLSMode
+
+    if target is None:
+        return _output(app, _diagnose_account(app, ca_file=ca_file, insecure=insecure))
 
     if "://" in target:
         from mailtool.diagnose.findings import Report, Timer
@@ -109,6 +115,49 @@ def command(app: AppContext, target: str, rcpt: tuple[str, ...], sender: str,
             fetch_sts=not no_policy_fetch,
         ))
     return _output(app, report)
+
+
+def _diagnose_account(app: AppContext, *, ca_file: str | None, insecure: bool) -> Report:
+    """Probe each configured service of the chosen account (login where a password is found)."""
+    from mailtool.diagnose.findings import Report, Status, Timer
+    from mailtool.diagnose.service import ServiceOptions, probe_service
+    from mailtool.diagnose.smtp_probe import SMTPProbeOptions, probe_smtp
+    from mailtool.endpoint import ConnectionOptions, resolve_endpoint
+    from mailtool.protocol.tls import TLSMode
+    from mailtool.secrets import lookup_password
+
+    account = app.account()
+    if account is None:
+        raise UsageError("give a TARGET (a domain or a server URL), or choose an account "
+                         "with --account NAME")
+    if not account.services:
+        raise UsageError(f"account {account.name!r} has no smtp, pop3 or imap section")
+    overrides = ConnectionOptions(ca_file=ca_file, insecure=insecure)
+    timer = Timer()
+    report = Report(f"account {account.name}")
+    for service in ("smtp", "pop3", "imap"):
+        section_cfg = account.service(service)
+        if section_cfg is None:
+            continue
+        ep = resolve_endpoint(service, overrides, section_cfg, account=account.name)
+        if service == "smtp":
+            required = ep.tls_mode is TLSMode.STARTTLS
+            report.sections.append(probe_smtp(ep.host, SMTPProbeOptions(
+                port=ep.port, timeout=app.timeout, tls_mode=ep.tls_mode,
+                ca_file=ep.tls.ca_file, insecure=ep.tls.insecure,
+                starttls_missing=Status.FAILURE if required else Status.WARNING,
+            )))
+            continue
+        password = None
+        if ep.user:
+            password = lookup_password(account.name, password_command=ep.password_command,
+                                       interactive=False).password
+        report.sections.append(probe_service(service, ep.host, ServiceOptions(
+            port=ep.port, tls_mode=ep.tls_mode, timeout=app.timeout, ca_file=ep.tls.ca_file,
+            insecure=ep.tls.insecure, user=ep.user if password else None, password=password,
+        )))
+    report.elapsed_ms = timer.ms
+    return report
 
 
 def _output(app: AppContext, report: Report) -> int:
