@@ -7,8 +7,9 @@
 
 _mailtool_subcommands() {
     case "$1" in
-        '') echo 'account diagnose explain imap-list imap-show imap-sync pop-fetch send' ;;
+        '') echo 'account diagnose explain imap-list imap-show imap-sync pop-fetch queue send' ;;
         'account') echo 'add default list remove set-password show test' ;;
+        'queue') echo 'drop flush list run show' ;;
     esac
 }
 
@@ -29,7 +30,13 @@ _mailtool_options() {
         'imap-show') echo '--host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth --folder --raw --headers-only --part --save-attachments --mark-seen --json -v --verbose -q --quiet -h --help' ;;
         'imap-sync') echo '--host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth --maildir --include --exclude --dry-run --keep-deleted --allow-mass-delete --max-delete-share --json -v --verbose -q --quiet -h --help' ;;
         'pop-fetch') echo '--host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth --maildir --mbox --mda --stdout --delete --delete-after --all --limit --max-size --headers-only --json -v --verbose -q --quiet -h --help' ;;
-        'send') echo '--from --to --cc --bcc --subject --body --body-file --html --attach --header -t -f -i --smarthost --dns-server --notify --ret --envid --no-chunking --dry-run --batch --host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth --json -v --verbose -q --quiet -h --help' ;;
+        'queue') echo '-h --help' ;;
+        'queue drop') echo '--json -v --verbose -q --quiet -h --help' ;;
+        'queue flush') echo '--lifetime --json -v --verbose -q --quiet -h --help' ;;
+        'queue list') echo '--json -v --verbose -q --quiet -h --help' ;;
+        'queue run') echo '--lifetime --json -v --verbose -q --quiet -h --help' ;;
+        'queue show') echo '--json -v --verbose -q --quiet -h --help' ;;
+        'send') echo '--from --to --cc --bcc --subject --body --body-file --html --attach --header -t -f -i --smarthost --dns-server --notify --ret --envid --no-chunking --dry-run --queue-on-tempfail --bounce-to --batch --host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth --json -v --verbose -q --quiet -h --help' ;;
     esac
 }
 
@@ -108,6 +115,8 @@ _mailtool_option_kind() {
         'pop-fetch|--delete-after') echo 'text' ;;
         'pop-fetch|--limit') echo 'text' ;;
         'pop-fetch|--max-size') echo 'text' ;;
+        'queue flush|--lifetime') echo 'text' ;;
+        'queue run|--lifetime') echo 'text' ;;
         'send|--from') echo 'text' ;;
         'send|--to') echo 'text' ;;
         'send|--cc') echo 'text' ;;
@@ -124,6 +133,7 @@ _mailtool_option_kind() {
         'send|--notify') echo 'text' ;;
         'send|--ret') echo 'choice:full hdrs' ;;
         'send|--envid') echo 'text' ;;
+        'send|--bounce-to') echo 'text' ;;
         'send|--batch') echo 'text' ;;
         'send|--host') echo 'text' ;;
         'send|--port') echo 'text' ;;
@@ -148,6 +158,10 @@ _mailtool_argument_kind() {
         'imap-list') echo 'dynamic' ;;
         'imap-show') echo 'text' ;;
         'imap-sync') echo 'text' ;;
+        'queue drop') echo 'text' ;;
+        'queue flush') echo 'text' ;;
+        'queue run') echo 'text' ;;
+        'queue show') echo 'text' ;;
         'send') echo 'text' ;;
         *) echo none ;;
     esac

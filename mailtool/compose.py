@@ -152,6 +152,75 @@ class MessageSource:
         self.size -= len(head) - len(kept)
         return [value for _name, value in removed]
 
+    @classmethod
+    def from_file(cls, handle: IO[bytes]) -> MessageSource:
+        """A message already stored with CRLF line ends (the outbox spool), read in place:
+        only the header block is held in memory; ``handle`` is closed by ``close()``."""
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(0)
+        head_buf = bytearray()
+        head_end = -1
+        eight_bit = False
+        while True:
+            piece = handle.read(CHUNK)
+            if not piece:
+                break
+            if not eight_bit and not piece.isascii():
+                eight_bit = True
+            if head_end < 0 and len(head_buf) < MAX_HEADER_BLOCK:
+                head_buf += piece
+                head_end = _header_end(bytes(head_buf), complete=False)
+            if head_end >= 0 and eight_bit:
+                break
+        if head_end < 0:
+            head_end = min(len(head_buf), size)
+        handle.seek(0)
+        head = bytes(head_buf[:head_end])
+        return cls(head, handle, head_end, size, eight_bit, not head.isascii())
+
+    def set_header(self, name: str, value: str) -> None:
+        """Replace every ``name`` field with one ``name: value`` (added at the end of the
+        header block when missing); the other fields are not touched.
+
+        Raises:
+            DataError: ``value`` holds a control character (header injection).
+        """
+        guard_argument(value, f"{name} header")
+        head = self.header_block
+        line = f"{name}: {value}\r\n".encode()
+        out = bytearray()
+        placed = skipping = False
+        for raw in head.splitlines(keepends=True):
+            if raw[:1] in (b" ", b"\t") and raw.strip():
+                if not skipping:
+                    out += raw
+                continue
+            field_name, sep, _rest = raw.partition(b":")
+            skipping = bool(sep) and field_name.strip().decode("latin-1").lower() == name.lower()
+            if skipping:
+                if not placed:  # the first one is replaced where it stands
+                    out += line
+                    placed = True
+                continue
+            if not placed and raw.strip() == b"":  # the blank line: add before it
+                out += line
+                placed = True
+            out += raw
+        if not placed:
+            if out and not out.endswith(b"\n"):
+                out += b"\r\n"
+            out += line
+        new_head = bytes(out)
+        if self._spool is None:
+            self._head = new_head + self._head[len(head) :]
+        else:
+            self._head = new_head
+        self.size += len(new_head) - len(head)
+        if not new_head.isascii():
+            self.utf8_headers = True
+            self.eight_bit = True
+
     def header_values(self, name: str) -> list[str]:
         """Unfolded values of every field called ``name`` (case-insensitive)."""
         _kept, found = split_fields(self.header_block, drop=(name.lower(),))

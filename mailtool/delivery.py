@@ -10,6 +10,15 @@ or a 4xx at greeting, EHLO or MAIL moves on to the next host; a 5xx is final for
 recipients it answered; when every host failed temporarily the recipients are deferred.
 A null MX fails the domain's recipients at once; NXDOMAIN gives exit 68.
 
+Fallback smarthosts (``DeliveryOptions.fallbacks``, an account's ``smarthosts`` list) are
+walked the same way, and further: recipients a relay deferred (4xx at RCPT or after the
+data) are offered to the next relay, because a relay is interchangeable with the next one.
+
+``on_outcomes`` (an argument of ``Deliverer.deliver``) is called after every transaction,
+right after the server's final reply and before anything else is said to any server (no
+QUIT, no next transaction): the outbox records accepted recipients there, so the window in
+which a crash could make it send to them again is as short as one state-file write.
+
 ``Deliverer`` keeps one connection per host open across messages (``send --batch``, and
 the outbox built on top of this module); ``deliver`` is the one-shot function.
 """
@@ -124,6 +133,10 @@ class DeliveryResult:
         }
 
 
+#: Called with the outcomes of one transaction as soon as they are known.
+OutcomeHook = Callable[[list["RecipientOutcome"]], None]
+
+
 @dataclass(frozen=True)
 class Smarthost:
     """A relay to submit everything through."""
@@ -154,6 +167,8 @@ class DeliveryOptions:
     log_body: bool = False
     local_name: str | None = None
     use_chunking: bool = True
+    #: More relays to try, in order, after ``smarthost`` (an account's ``smarthosts``).
+    fallbacks: list[Smarthost] = field(default_factory=list)
     notify: list[str] | None = None
     ret: str | None = None
     envid: str | None = None
@@ -213,6 +228,7 @@ class Deliverer:
         self._clients: dict[tuple[Any, ...], SMTPClient] = {}
         self._resolver: Any = None
         self._mx_cache: dict[str, Any] = {}
+        self._last_mail_reply: RecipientOutcome | None = None
 
     # --- routes -----------------------------------------------------------------------
 
@@ -220,9 +236,9 @@ class Deliverer:
         """Group recipients into routes and find the hosts of each (DNS for MX routes)."""
         opts = self.options
         if opts.smarthost is not None:
-            sh = opts.smarthost
-            target = Target(sh.host, sh.port, sh.tls_mode, sh.tls, smarthost=sh)
-            return [Route("smarthost", None, list(recipients), [target])]
+            targets = [Target(sh.host, sh.port, sh.tls_mode, sh.tls, smarthost=sh)
+                       for sh in [opts.smarthost, *opts.fallbacks]]
+            return [Route("smarthost", None, list(recipients), targets)]
         by_domain: dict[str, list[str]] = {}
         routes: list[Route] = []
         for rcpt in recipients:
@@ -281,8 +297,14 @@ class Deliverer:
     # --- delivering -------------------------------------------------------------------
 
     def deliver(self, envelope: Envelope, source: MessageSource,
-                routes: list[Route] | None = None) -> DeliveryResult:
-        """Send ``source`` to every recipient of ``envelope``; one outcome per recipient."""
+                routes: list[Route] | None = None,
+                on_outcomes: OutcomeHook | None = None) -> DeliveryResult:
+        """Send ``source`` to every recipient of ``envelope``; one outcome per recipient.
+
+        ``on_outcomes`` gets the outcomes of each transaction as soon as its final reply is
+        in (before QUIT or the next transaction), and those of routes that failed without
+        one; it may raise to stop the delivery (the caller could not record them).
+        """
         result = DeliveryResult(sender=envelope.sender, size=source.size)
         if routes is None:
             routes = self.plan(envelope.recipients)
@@ -290,22 +312,25 @@ class Deliverer:
         outcomes: dict[str, RecipientOutcome] = {}
         for route in routes:
             if route.failure is not None:
-                for rcpt in route.recipients:
-                    out = route.failure
-                    outcomes[rcpt] = RecipientOutcome(rcpt, out.status, out.step, out.code,
-                                                      out.enhanced, out.text, out.host,
-                                                      out.exit_code)
+                failed = [_copy(route.failure, rcpt) for rcpt in route.recipients]
+                for out in failed:
+                    outcomes[out.recipient] = out
+                if on_outcomes is not None:
+                    on_outcomes(failed)
                 continue
-            for out in self._deliver_route(route, envelope, source):
+            for out in self._deliver_route(route, envelope, source, on_outcomes):
                 outcomes[out.recipient] = out
         result.outcomes = [outcomes[r] for r in envelope.recipients if r in outcomes]
         return result
 
-    def _deliver_route(self, route: Route, envelope: Envelope,
-                       source: MessageSource) -> list[RecipientOutcome]:
+    def _deliver_route(self, route: Route, envelope: Envelope, source: MessageSource,
+                       on_outcomes: OutcomeHook | None = None) -> list[RecipientOutcome]:
         remaining = list(route.recipients)
+        done: list[RecipientOutcome] = []
         last: RecipientOutcome | None = None
-        for target in route.targets:
+        relays = route.kind == "smarthost"
+        for index, target in enumerate(route.targets):
+            more = index + 1 < len(route.targets)
             label = f"{target.host}:{target.port}" if target.smarthost else target.host
             try:
                 outcomes = self._attempt(target, envelope, source, remaining)
@@ -314,20 +339,40 @@ class Deliverer:
                 last = RecipientOutcome.from_error("", err, label)
                 continue
             except DataError as err:
-                return [RecipientOutcome.from_error(r, err, label) for r in remaining]
+                failed = [RecipientOutcome.from_error(r, err, label) for r in remaining]
+                return self._finish(done, failed, on_outcomes)
             except MailtoolError as err:
                 out = RecipientOutcome.from_error("", err, label)
-                if out.status == DEFERRED and route.kind == "mx":
+                if out.status == DEFERRED:
                     last = out
                     continue
-                return [_copy(out, r) for r in remaining]
+                return self._finish(done, [_copy(out, r) for r in remaining], on_outcomes)
             if outcomes is None:  # 4xx at MAIL: next host
+                last = self._last_mail_reply
                 continue
-            return outcomes
+            if not (relays and more):
+                return self._finish(done, outcomes, on_outcomes)
+            # Another relay may take what this one deferred: keep the final answers now.
+            final = [o for o in outcomes if o.status != DEFERRED]
+            deferred = [o for o in outcomes if o.status == DEFERRED]
+            if final and on_outcomes is not None:
+                on_outcomes(final)
+            done += final
+            if not deferred:
+                return done
+            remaining = [o.recipient for o in deferred]
+            last = deferred[0]
         if last is None:
             last = RecipientOutcome("", DEFERRED, "connect", text="no host could be tried",
                                     exit_code=int(ExitCode.TEMPFAIL))
-        return [_copy(last, r) for r in remaining]
+        return self._finish(done, [_copy(last, r) for r in remaining], on_outcomes)
+
+    @staticmethod
+    def _finish(done: list[RecipientOutcome], outcomes: list[RecipientOutcome],
+                on_outcomes: OutcomeHook | None) -> list[RecipientOutcome]:
+        if on_outcomes is not None and outcomes:
+            on_outcomes(outcomes)
+        return done + outcomes
 
     def _client(self, target: Target) -> SMTPClient:
         client = self._clients.get(target.key)
@@ -414,6 +459,8 @@ class Deliverer:
         )
         if not result.mail.is_positive:
             if result.mail.is_transient:
+                self._last_mail_reply = RecipientOutcome.from_reply("", result.mail,
+                                                                    "MAIL FROM", label)
                 return None
             return [RecipientOutcome.from_reply(r, result.mail, "MAIL FROM", label)
                     for r in recipients]

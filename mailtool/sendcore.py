@@ -49,6 +49,10 @@ class SendRequest:
     account: Any = None  # config.Account
     transcript: Any = None
     prog: str = "mailtool"
+    #: Keep what fails temporarily in the outbox and exit 0 (mailtool-sendmail's default).
+    queue_on_tempfail: bool = False
+    #: Send a plain-text failure report here for permanent failures.
+    bounce_to: str | None = None
 
     @property
     def composing(self) -> bool:
@@ -72,12 +76,16 @@ def delivery_options(req: SendRequest) -> Any:
         dns_timeout=min(req.timeout, 30.0),
     )
     relay = req.smarthost or conn.host
-    if relay or (section is not None and section.host):
+    name = req.account.name if req.account else None
+    fallbacks = [] if relay else smarthost_list(section)
+    if relay or (section is not None and section.host) or fallbacks:
         if req.smarthost:
             conn = replace(conn, host=req.smarthost)
-        endpoint = resolve_endpoint("smtp", conn, section,
-                                    account=req.account.name if req.account else None)
-        opts.smarthost = smarthost_from_endpoint(endpoint)
+        hosts = ([None] if relay or (section is not None and section.host) else []) + fallbacks
+        relays = [smarthost_from_endpoint(resolve_endpoint(
+            "smtp", conn if host is None else replace(conn, host=host), section, account=name))
+            for host in hosts]
+        opts.smarthost, opts.fallbacks = relays[0], relays[1:]
         return opts
     opts.mx_port = conn.port or 25
     if conn.tls == "none":
@@ -88,6 +96,28 @@ def delivery_options(req: SendRequest) -> Any:
     else:
         opts.mx_tls = TLSSettings(ca_file=conn.ca_file, insecure=True)
     return opts
+
+
+def smarthost_list(section: Any) -> list[str]:
+    """The ``smarthosts`` of an account's smtp section: more relays, tried in order after
+    ``host`` (each ``HOST[:PORT]``; TLS, user and password are the section's).
+
+    Raises:
+        ConfigError: not a list of strings.
+    """
+    from mailtool.errors import ConfigError
+
+    if section is None:
+        return []
+    hosts = section.extra.get("smarthosts")
+    if hosts is None:
+        return []
+    if isinstance(hosts, str):
+        hosts = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise ConfigError('smtp.smarthosts must be a list like ["a.example.org:587", '
+                          '"b.example.org:587"]', step="configuration")
+    return list(hosts)
 
 
 def default_sender(req: SendRequest) -> str | None:
@@ -196,8 +226,23 @@ def run_send(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[str
                              "a message read on stdin is sent as given")
         source = MessageSource.read(stdin)
         envelope = _raw_envelope(req, source)
+        _rewrite(req, envelope, source)
+    if req.account is not None and req.account.get("aliases"):
+        from mailtool.outbox.rewrite import expand_aliases
+
+        envelope.recipients = expand_aliases(envelope.recipients, req.account)
     _check_envelope(envelope)
+    if message_id is None:
+        ids = source.header_values("message-id")
+        message_id = ids[0] if ids else None
     options = delivery_options(req)
+    if req.queue_on_tempfail and not req.dry_run:
+        from mailtool.outbox.sending import send_queued
+
+        try:
+            return send_queued(req, envelope, source, message_id, options, stdout, stderr)
+        finally:
+            source.close()
     from mailtool.delivery import Deliverer
 
     with Deliverer(options) as deliverer:
@@ -206,10 +251,27 @@ def run_send(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[str
             _print_dry_run(req, envelope, source, routes, stdout)
             return ExitCode.OK
         result = deliverer.deliver(envelope, source, routes)
-    result.message_id = message_id
-    _report(req, result, stdout, stderr)
+        result.message_id = message_id
+        _report(req, result, stdout, stderr)
+        if req.bounce_to and any(o.status == "rejected" for o in result.outcomes):
+            from mailtool.outbox.sending import bounce_now
+
+            bounce_now(req, deliverer, envelope, source, result, stderr)
     source.close()
     return int(result.exit_code)
+
+
+def _rewrite(req: SendRequest, envelope: Envelope, source: MessageSource) -> None:
+    """Account rewriting of a message read as given (rewrite_from), and sendmail's -F."""
+    if req.account is not None and req.account.get("rewrite_from"):
+        from mailtool.outbox.rewrite import rewrite_from_header, rewrite_sender
+
+        envelope.sender = rewrite_sender(envelope.sender, req.account)
+        rewrite_from_header(source, req.account, req.full_name)
+    if req.full_name:
+        from mailtool.outbox.rewrite import add_missing_from
+
+        add_missing_from(source, envelope.sender, req.full_name)
 
 
 def _print_dry_run(req: SendRequest, envelope: Envelope, source: MessageSource,

@@ -9,6 +9,14 @@ picks another), or ``$MAILTOOL_SMARTHOST`` (``HOST[:PORT]``, with ``$MAILTOOL_TL
 implicit|starttls|none and ``$MAILTOOL_USER``); without either, mail goes straight to each
 domain's MX. Exit status is sysexits, like sendmail's.
 
+Mail that fails temporarily (4xx, timeout, connection lost, every relay down) is kept in
+the outbox and the exit status is 0, with a note on stderr ("queued for 2 recipients:
+451 4.7.1 ..."): run ``mailtool queue run`` from cron to retry it. Permanent failures are
+never queued; ``--bounce-to=ADDR`` (or ``bounce_to`` in the account) also mails a plain-text
+report of them to ADDR. ``--no-queue`` sends without the outbox (exit 75 on a temporary
+failure). ``-F NAME`` on a message without ``From:`` adds ``From: NAME <sender>``; the
+account's ``aliases`` and ``rewrite_from`` fix local recipients and senders (root, cron).
+
 Flags are parsed here with the standard library only (no Click, no rich): this runs
 thousands of times a day and must start as fast as msmtp. Sendmail flags that make no sense
 here (``-oi``, ``-odi``, ``-oem``, ``-B8BITMIME``, ``-bm``, ``-L``, ``-X``...) are accepted and
@@ -133,6 +141,10 @@ def _run(argv: Sequence[str]) -> int:
         transcript = _transcript(verbose)
     notify = _last(flags, "N")
     timeout = float(os.environ.get("MAILTOOL_TIMEOUT") or 60.0)
+    bounce_to = _last(flags, "--bounce-to") or (account.get("bounce_to") if account else None)
+    for name in flags:
+        if name.startswith("--") and name not in ("--help", "--bounce-to", "--no-queue"):
+            raise _Usage(f"unknown option {name}")
     request = SendRequest(
         recipients=list(recipients),
         from_headers="t" in flags,
@@ -147,6 +159,8 @@ def _run(argv: Sequence[str]) -> int:
         account=account,
         transcript=transcript,
         prog=PROG,
+        queue_on_tempfail="--no-queue" not in flags,
+        bounce_to=bounce_to or None,
     )
     return run_send(request, sys.stdin.buffer, sys.stdout, sys.stderr)
 

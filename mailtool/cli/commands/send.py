@@ -44,6 +44,10 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option("--envid", metavar="ID", help="DSN ENVID.")
 @click.option("--no-chunking", is_flag=True, help="Use DATA even when BDAT is offered.")
 @click.option("--dry-run", is_flag=True, help="Show routes, envelope and headers; send nothing.")
+@click.option("--queue-on-tempfail", is_flag=True,
+              help="Keep what fails temporarily in the outbox (exit 0); see 'queue'.")
+@click.option("--bounce-to", metavar="ADDR",
+              help="Mail a failure report for permanent failures to ADDR.")
 @click.option("--batch", is_flag=False, flag_value="-", default=None, metavar="[MAILDIR]",
               help="Send many messages: an mbox on stdin, or the messages of a Maildir.")
 @connection_options
@@ -60,8 +64,15 @@ def command(app: AppContext, conn: ConnectionOptions, **kw: Any) -> int:
           --subject 'backup done' --body-file report.txt
       printf 'Subject: hi\\n\\nhello\\n' | mailtool send -f me@example.org you@example.org
       mailtool send --batch < outgoing.mbox
+      mailtool send --queue-on-tempfail -t < report.eml   # 4xx: queued, exit 0
     """
     from mailtool.sendcore import SendRequest, run_send
+
+    account = app.account()
+    if kw["queue_on_tempfail"] and kw["batch"] is not None:
+        from mailtool.errors import UsageError
+
+        raise UsageError("--queue-on-tempfail works on one message, not with --batch")
 
     if kw["notify"]:
         notify = [n.strip().upper() for n in kw["notify"].split(",") if n.strip()]
@@ -95,7 +106,9 @@ def command(app: AppContext, conn: ConnectionOptions, **kw: Any) -> int:
         quiet=app.quiet,
         json=app.json,
         timeout=app.timeout,
-        account=app.account(),
+        account=account,
         transcript=app.transcript(),
+        queue_on_tempfail=kw["queue_on_tempfail"],
+        bounce_to=kw["bounce_to"] or (account.get("bounce_to") if account else None),
     )
     return run_send(request, sys.stdin.buffer, sys.stdout, sys.stderr)

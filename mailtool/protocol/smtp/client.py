@@ -460,7 +460,7 @@ class SMTPClient:
             result.data = data_reply if result.accepted and result.mail.is_positive else None
             result.data_step = "DATA"
             return result
-        if not result.accepted:
+        if not result.accepted or not result.mail.is_positive:
             # RFC 2920 section 3.1: the server took DATA although no RCPT succeeded; send
             # an empty message terminator so the session stays in step, and drop it.
             self.session.expect_reply("DOT")
