@@ -63,8 +63,10 @@ log = logging.getLogger(__name__)
 #: this size stays far below any TCP send buffer (RFC 2449 section 6.6's deadlock warning).
 PIPELINE_WINDOW = 64
 
-#: Most messages a maildrop may list; beyond this the server is hostile or broken.
-MAX_MESSAGES = 10_000_000
+#: Most messages a maildrop may list; beyond this the server is hostile or broken. A listing
+#: is held in memory (about 60 bytes a line), so this also bounds what a never-ending LIST
+#: or UIDL can cost: 10 million lines took gigabytes.
+MAX_MESSAGES = 250_000
 
 #: Most AUTH round trips before we give up on a looping server.
 MAX_AUTH_STEPS = 10
@@ -216,7 +218,13 @@ class POP3Client:
                 if self.transport.transcript is not None and isinstance(event, Line):
                     self.transport.transcript.record("S", event.line + b"\r\n")
                 return event
-            self.session.receive_data(self.transport.read_available())
+            try:
+                self.session.receive_data(self.transport.read_available())
+            except MailtoolError as exc:
+                # A lost connection or a timeout names the command it interrupted.
+                if exc.step is None:
+                    exc.step = self.session.awaiting
+                raise
 
     def read_status(self, step: str) -> Reply:
         """Read the status line of the oldest pending command."""

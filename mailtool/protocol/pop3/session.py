@@ -282,6 +282,11 @@ class POP3Session:
         return len(self._pending)
 
     @property
+    def awaiting(self) -> str | None:
+        """Name of the command whose answer is read next (None when none is pending)."""
+        return self._pending[0].command if self._pending else None
+
+    @property
     def buffered(self) -> int:
         """Bytes received and not yet turned into events."""
         return len(self._buf)
