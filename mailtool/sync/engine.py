@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from mailtool.errors import LocalIOError, MailtoolError
 from mailtool.exitcodes import ExitCode
 from mailtool.store.atomic import fsync_dir
+from mailtool.store.lineends import CRLFToLF
 from mailtool.store.maildir import Maildir, PendingMessage, begin_message, unique_name
 from mailtool.sync.paths import FOLDER_MARKER, folder_path
 from mailtool.sync.plan import (
@@ -267,6 +268,7 @@ class _Writer:
         self.uid: int | None = None
         self.batch: list[tuple[int, PendingMessage]] = []
         self.batch_bytes = 0
+        self.lf = CRLFToLF()
 
     def begin(self, uid: int | None, size: int | None, flags: Sequence[str] | None) -> None:
         """Start a message; ``uid`` may be unknown until ``end`` (server's item order)."""
@@ -280,15 +282,21 @@ class _Writer:
             letters = eng.plan.fetch_flags.get(uid, "")
         key = message_key(eng.state.uidvalidity, uid) if uid is not None else None
         self.current = begin_message(eng.maildir, key=key, flags=letters or None)
+        self.lf = CRLFToLF()
 
     def data(self, chunk: bytes) -> None:
         assert self.current is not None
-        self.current.write(chunk)
+        out = self.lf.feed(chunk)
+        if out:
+            self.current.write(out)
 
     def end(self, uid: int, flags: Sequence[str] | None) -> None:
         """The message is complete (the whole FETCH response arrived)."""
         pending, self.current = self.current, None
         assert pending is not None
+        tail = self.lf.finish()
+        if tail:
+            pending.write(tail)
         eng = self.engine
         assert eng.state.uidvalidity is not None
         if self.uid != uid:  # named by key only now that the UID is known

@@ -191,10 +191,11 @@ def rematch(
 
 
 def read_identity(path: str, *, limit: int = 256 * 1024) -> Identity:
-    """Message-ID and size of a stored message (reads at most ``limit`` header bytes)."""
-    import os
+    """Message-ID and wire size (CRLF line ends, as the server counts) of a stored message;
+    reads at most ``limit`` header bytes for the Message-ID."""
+    from mailtool.store.lineends import wire_size
 
-    size = os.path.getsize(path)
+    size = wire_size(path)
     message_id: str | None = None
     with open(path, "rb") as handle:
         head = handle.read(limit)

@@ -30,6 +30,15 @@ def local_files(folder: Path) -> dict[str, bytes]:
     return out
 
 
+def on_disk_message(n: int) -> bytes:
+    return on_disk(message(n))
+
+
+def on_disk(raw: bytes) -> bytes:
+    """What a message looks like in the Maildir: the server's bytes with LF line ends."""
+    return raw.replace(b"\r\n", b"\n")
+
+
 def contents(folder: Path) -> list[bytes]:
     return sorted(local_files(folder).values())
 
@@ -55,8 +64,8 @@ def test_first_and_incremental(tmp_path: Path, mode: dict) -> None:
     root = tmp_path / "mail"
     [res] = run(src, root, batch_messages=6)
     assert res.mode == "first" and res.fetched == 20
-    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
-    assert flags_by_body(root)[message(1)] == "S"
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in inbox.messages.values())
+    assert flags_by_body(root)[on_disk_message(1)] == "S"
     assert sum(k.startswith("new/") for k in local_files(root)) == 10  # unflagged: new/
     # nothing changed: one EXAMINE
     src.calls.clear()
@@ -72,9 +81,9 @@ def test_first_and_incremental(tmp_path: Path, mode: dict) -> None:
     inbox.expunge(3)
     [res] = run(src, root)
     assert (res.fetched, res.flagged, res.deleted) == (1, 2, 1)
-    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in inbox.messages.values())
     fl = flags_by_body(root)
-    assert fl[message(1)] == "FR" and fl[message(0)] == "S" and message(2) not in fl
+    assert fl[on_disk_message(1)] == "FR" and fl[on_disk_message(0)] == "S" and on_disk_message(2) not in fl
     # state survives and the next run is a no-op again
     [res] = run(src, root)
     assert res.mode == ("unchanged" if mode["condstore"] else "full")
@@ -162,9 +171,9 @@ def test_uidvalidity_change_rematches(tmp_path: Path) -> None:
     [res] = run(src, root)
     assert res.mode == "rematch" and res.rematched == 10
     assert res.fetched == 1 and res.deleted == 1
-    assert contents(root) == sorted(m for m, _, _ in inbox.messages.values())
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in inbox.messages.values())
     assert len(set(local_files(root)) & before) == 9  # matched files kept, not re-downloaded
-    assert flags_by_body(root)[message(0)] == "F"
+    assert flags_by_body(root)[on_disk_message(0)] == "F"
     [res] = run(src, root)
     assert res.mode == "unchanged"
 
@@ -195,7 +204,7 @@ def test_interrupted_fetch_resumes_without_duplicates(tmp_path: Path, fail_after
     assert not os.listdir(root / "tmp")
     src.fail_after = None
     run(src, root, batch_messages=5)
-    assert contents(root) == sorted(m for m, _, _ in src.tree["INBOX"].messages.values())
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
 
 
 def test_file_stored_before_journal_is_adopted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -215,7 +224,7 @@ def test_file_stored_before_journal_is_adopted(tmp_path: Path, monkeypatch: pyte
     assert len(contents(root)) == 4  # published, never journalled
     [res] = run(src, root)
     assert res.adopted == 4 and res.fetched == 2
-    assert contents(root) == sorted(m for m, _, _ in src.tree["INBOX"].messages.values())
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
 
 
 def test_choose_folders() -> None:

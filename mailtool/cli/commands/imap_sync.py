@@ -16,17 +16,17 @@ from mailtool.endpoint import ConnectionOptions
     "imap-sync",
     epilog="""\b
 Examples:
-  mailtool imap-sync --account work --maildir ~/Mail/work          # every folder
-  mailtool imap-sync --maildir ~/Mail/work INBOX Sent               # just these
-  mailtool imap-sync --maildir ~/Mail/work --exclude 'Trash' --exclude 'Junk*'
-  mailtool imap-sync --maildir ~/Mail/work --dry-run                # show, change nothing
+  mailtool imap-sync --account work --maildir ~/Mail/work     # every folder
+  mailtool imap-sync --maildir ~/Mail/work INBOX Sent          # just these
+  mailtool imap-sync --maildir ~/Mail/work --exclude Trash --exclude 'Junk*'
+  mailtool imap-sync --maildir ~/Mail/work --dry-run      # change nothing
 
-\b
 Layout (Maildir++, as Dovecot and mbsync lay it out): INBOX is DIR itself, folder
 "Lists/python" is DIR/.Lists.python; names are stored as UTF-8; '.', '/', '%', '~'
 and control characters inside a level are written %XX, so no folder name can reach
-outside DIR. Messages are the exact bytes the server sent (CRLF line ends). Server
-flags map to Maildir flags: \\Seen S, \\Answered R, \\Flagged F, \\Deleted T, \\Draft D.
+outside DIR. Messages are the bytes the server sent, with LF line ends as in every
+Maildir. Server flags map to Maildir flags: \\Seen S, \\Answered R, \\Flagged F,
+\\Deleted T, \\Draft D.
 
 The server is never changed (folders are opened read-only, bodies fetched with
 BODY.PEEK). A run that would delete a whole local folder or more than
