@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from mailtool.cli.app import AppContext
+from mailtool.cli.complete import complete_folders
 from mailtool.cli.options import connection_options, output_options
 from mailtool.endpoint import ConnectionOptions
 
@@ -15,12 +16,6 @@ def _size_type() -> Any:
     from mailtool.cli.commands.pop_fetch import SizeType
 
     return SizeType()
-
-
-def _complete_folders(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
-    from mailtool.cli.complete import complete_folders
-
-    return complete_folders(ctx, param, incomplete)
 
 
 @click.command(
@@ -37,7 +32,7 @@ The folder is opened read-only (EXAMINE): listing never changes flags. Filters a
 ANDed; --search adds raw IMAP SEARCH criteria as written.""",
 )
 @connection_options
-@click.argument("folder", required=False, shell_complete=_complete_folders)
+@click.argument("folder", required=False, shell_complete=complete_folders)
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N messages "
               "(default: a screenful).")
 @click.option("--unseen", is_flag=True, help="Only messages without \\Seen.")

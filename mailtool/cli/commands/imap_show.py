@@ -7,14 +7,9 @@ from typing import Any
 import click
 
 from mailtool.cli.app import AppContext
+from mailtool.cli.complete import complete_folders
 from mailtool.cli.options import connection_options, output_options
 from mailtool.endpoint import ConnectionOptions
-
-
-def _complete_folders(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
-    from mailtool.cli.complete import complete_folders
-
-    return complete_folders(ctx, param, incomplete)
 
 
 @click.command(
@@ -33,7 +28,7 @@ reduced to a safe last path component; existing files are never overwritten.""",
 )
 @connection_options
 @click.argument("uid", type=click.IntRange(min=1))
-@click.option("--folder", default="INBOX", show_default=True, shell_complete=_complete_folders,
+@click.option("--folder", default="INBOX", show_default=True, shell_complete=complete_folders,
               help="Folder holding the message.")
 @click.option("--raw", is_flag=True, help="The message exactly as stored, streamed to stdout.")
 @click.option("--headers-only", is_flag=True, help="Only the header block, as stored.")

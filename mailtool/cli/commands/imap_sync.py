@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mailtool.cli.app import AppContext
+from mailtool.cli.complete import complete_folders
 from mailtool.cli.options import connection_options, output_options
 from mailtool.endpoint import ConnectionOptions
 
@@ -34,7 +35,7 @@ BODY.PEEK). A run that would delete a whole local folder or more than
 Exit 75 means "try again later": everything stored so far is kept and recorded.""",
 )
 @connection_options
-@click.argument("folders", nargs=-1)
+@click.argument("folders", nargs=-1, shell_complete=complete_folders)
 @click.option("--maildir", type=click.Path(file_okay=False), metavar="DIR",
               help="Root of the local Maildir++ tree (or the account's imap.maildir).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only folders matching (repeat).")
