@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
+def precompile() -> None:
+    """Byte-compile mailtool so timings do not include compiling it (some environments set
+    PYTHONDONTWRITEBYTECODE, which would recompile it on every start)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "mailtool")],
+                   check=False, stdout=subprocess.DEVNULL)
+
+
 def tool(name: str) -> str | None:
     """Path of a program: the venv first (mailtool), then PATH."""
     candidate = VENV_BIN / name

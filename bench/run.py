@@ -18,6 +18,9 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(names)}")
         return 64
+    from bench.common import precompile
+
+    precompile()
     for name in chosen:
         print(f"# {name}")
         module = importlib.import_module(f"bench.{name}_bench")

@@ -37,3 +37,6 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+# Byte-compile the package: some environments set PYTHONDONTWRITEBYTECODE, which would make
+# every CLI start (and every CLI test) compile mailtool from source again.
+.venv/bin/python -m compileall -q mailtool >/dev/null
