@@ -8,7 +8,6 @@ message, and the traceback only under ``-v``.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -53,6 +52,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         sys.stderr.write(f"mailtool: internal error: {exc.__class__.__name__}: {exc}\n")
         if state.verbosity > 0:
+            import traceback
+
             traceback.print_exc()
         else:
             sys.stderr.write("mailtool: run again with -v for the traceback\n")
