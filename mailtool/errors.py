@@ -9,15 +9,17 @@ This module is a leaf: it imports nothing from mailtool but the exit codes.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from mailtool.exitcodes import ExitCode
 
+# Not ``typing.TYPE_CHECKING``: this module is on the --version path, typing is not.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class ReplyLike(Protocol):
-    """What an error needs of a server reply (see ``mailtool.protocol.replies``)."""
+    class ReplyLike(Protocol):
+        """What an error needs of a server reply (see ``mailtool.protocol.replies``)."""
 
-    def one_line(self) -> str: ...
+        def one_line(self) -> str: ...
 
 
 class MailtoolError(Exception):

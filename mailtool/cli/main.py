@@ -8,12 +8,17 @@ message, and the traceback only under ``-v``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
 from mailtool.cli import state
-from mailtool.errors import MailtoolError
-from mailtool.exitcodes import ExitCode
+
+# Not ``typing.TYPE_CHECKING``, and the error tree imported only in ``run``: the fastest
+# path (``--version``, asked by every "is it installed?" check) needs neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+    from mailtool.errors import MailtoolError
 
 
 def _print_error(err: MailtoolError) -> None:
@@ -27,6 +32,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     import click
 
     from mailtool.cli.app import cli
+    from mailtool.errors import MailtoolError
+    from mailtool.exitcodes import ExitCode
 
     state.reset()
     try:
