@@ -479,8 +479,16 @@ class FolderSync:
         try:
             self.source.fetch_bodies(todo, writer)
             writer.flush()
-        except BaseException:
+        except BaseException as exc:
             writer.abort()
+            if isinstance(exc, MailtoolError) and not isinstance(exc, LocalIOError):
+                # The server failed mid-fetch: keep the messages that arrived whole (exit
+                # 75 promises "everything stored so far is kept"), so no rerun fetches
+                # them again.
+                try:
+                    writer.flush()
+                except (OSError, MailtoolError):
+                    pass
             for _, pending in writer.batch:
                 pending.abort()
             raise

@@ -400,12 +400,19 @@ class IMAPClient:
                 abort()
 
     def _next_event(self) -> Event:
-        while True:
-            event = self.session.next_event()
-            if event is not NEED_DATA:
-                assert not isinstance(event, type(NEED_DATA))
-                return event
-            self._read_more()
+        try:
+            while True:
+                event = self.session.next_event()
+                if event is not NEED_DATA:
+                    assert not isinstance(event, type(NEED_DATA))
+                    return event
+                self._read_more()
+        except MailtoolError as exc:
+            # A lost connection, a timeout or a bad response names the command it broke.
+            if self.session.in_flight and exc.step in (None, "IMAP response"):
+                name = self.session.in_flight[0].name
+                exc.step = name if exc.step is None else f"{name} response"
+            raise
 
     def _pump(self) -> Event:
         """Read and dispatch one event; return it."""
