@@ -22,7 +22,9 @@ here, so a broken file fails early with exit 78 naming the file and line.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -190,7 +192,41 @@ def load_config(path: Path | None = None) -> Config:
         return Config(path=None, accounts={}, default_account=None, raw={})
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    warn_if_readable_by_others(path)
     return parse_config(text, path)
+
+
+#: Keys that hold a password typed into the file: refused (the file is not a secret store).
+_INLINE_SECRET = re.compile(r"^(pass|passwd|password|secret)$|_(password|secret)$", re.IGNORECASE)
+
+_log = logging.getLogger(__name__)
+
+
+def refuse_inline_password(section: ServiceConfig, account: str | None = None) -> None:
+    """Refuse a service section holding a password (``password = ...``) before a login.
+
+    Raises:
+        ConfigError: a password-like key is set (exit 78), with where to put it instead.
+    """
+    for key in section.extra:
+        if _INLINE_SECRET.search(key):
+            where = f"accounts.{account or 'NAME'}.{section.service}"
+            raise ConfigError(
+                f"{where}: '{key}' in the config file is refused: store the password with "
+                f"'mailtool account set-password' (keyring) or set password_command",
+                step="configuration",
+            )
+
+
+def warn_if_readable_by_others(path: Path) -> None:
+    """Log a warning (stderr by default) when group or others may read the config file."""
+    try:
+        private = is_private(path)
+    except OSError:
+        return
+    if not private:
+        _log.warning("mailtool: warning: %s is readable by group or others; "
+                     "run: chmod 600 %s", path, path)
 
 
 def is_private(path: Path) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
-from mailtool.config import ServiceConfig
+from mailtool.config import ServiceConfig, refuse_inline_password
 from mailtool.errors import AuthError, ConfigError, UsageError
 from mailtool.protocol.sasl import Credentials
 from mailtool.protocol.tls import TLSMode, TLSSettings
@@ -105,6 +105,7 @@ def resolve_endpoint(
         ConfigError: no host anywhere.
     """
     section = section or ServiceConfig(service=service)
+    refuse_inline_password(section, account)
     host = opts.host or section.host
     port = opts.port
     if host and opts.host:
