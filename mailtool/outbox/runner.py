@@ -61,26 +61,52 @@ class EntryReport:
         }
 
 
+def session_failure(outcome: Any) -> bool:
+    """A permanent failure of the session with the relay (login refused, no password,
+    TLS broken, service refused at greeting), not an answer about the recipient."""
+    step = (outcome.step or "").upper()
+    return outcome.status == REJECTED and (
+        step in ("GREETING", "EHLO", "HELO", "STARTTLS", "CONFIGURATION", "CONNECT",
+                 "PASSWORD LOOKUP")
+        or step.startswith("AUTH") or "TLS" in step
+        or outcome.exit_code == ExitCode.CONFIG)
+
+
 def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = time.time,
-            *, bounce_deliverer: Any = None) -> EntryReport:
+            *, bounce_deliverer: Any = None, keep_on_session_failure: bool = False
+            ) -> EntryReport:
     """Try the entry's pending recipients once; record everything; remove it when done.
 
-    The caller holds the entry lock.
+    With ``keep_on_session_failure`` (``queue run``), a permanent failure of the session
+    itself (``session_failure``) keeps the recipients pending: mail already taken into the
+    outbox must not be dropped because a password is missing or a certificate expired;
+    the run reports the error with its exit code instead. The caller holds the entry lock.
     """
     from mailtool.compose import Envelope, MessageSource
 
     report = EntryReport(entry.id, "delivered")
     pending = entry.pending
     if pending:
+        def keep(outs: list[Any]) -> list[Any]:
+            if not keep_on_session_failure:
+                return outs
+            return [o for o in outs if not session_failure(o)]
+
         with entry.open_message() as handle:
             source = MessageSource.from_file(handle)
             result = deliverer.deliver(Envelope(entry.sender, pending), source,
-                                       on_outcomes=lambda outs: entry.record(outs, clock()))
+                                       on_outcomes=lambda outs: entry.record(keep(outs),
+                                                                             clock()))
             header_block = source.header_block
         report.outcomes = list(result.outcomes)
         now = clock()
         # Outcomes the hook did not see (none today; a safety net): record them now.
-        entry.record(result.outcomes, now)
+        entry.record(keep(result.outcomes), now)
+        session = [o for o in result.outcomes
+                   if keep_on_session_failure and session_failure(o)]
+        if session:
+            report.error = session[0].one_line()
+            report.exit_code = session[0].exit_code
         newly_rejected = {o.recipient.lower() for o in result.outcomes if o.status == REJECTED}
         failed = [r for r in entry.recipients
                   if r["status"] == REJECTED and r["address"].lower() in newly_rejected]
@@ -106,8 +132,8 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
         header_block = b""
     report.pending = entry.pending
     report.last_reply = entry.last_reply
-    report.exit_code = int(worst(*(r.get("exit_code") or ExitCode.UNAVAILABLE
-                                   for r in report.failed))) if report.failed else 0
+    report.exit_code = int(worst(report.exit_code, *(r.get("exit_code") or ExitCode.UNAVAILABLE
+                                                     for r in report.failed)))
     _settle(entry, report, bounce_deliverer or deliverer, header_block, clock)
     return report
 
@@ -231,7 +257,8 @@ class QueueRunner:
                                  sort_keys=True)
                 if key not in deliverers:
                     deliverers[key] = factory(self.options_for(entry))
-                return attempt(entry, deliverers[key], self.schedule_for(entry), self.clock)
+                return attempt(entry, deliverers[key], self.schedule_for(entry), self.clock,
+                               keep_on_session_failure=True)
             except MailtoolError as err:
                 # Not the recipients' fault (configuration, spool I/O): keep the entry.
                 return EntryReport(entry_id, "error", pending=entry.pending,

@@ -24,6 +24,7 @@ class CountingSMTP:
         self.reject: set[str] = set()  # RCPT answered 550
         self.all_tempfail = False  # every RCPT answered 451
         self.greeting = b"220 count.test ESMTP\r\n"
+        self.ehlo = EHLO
         self.mail_reply = b"250 2.1.0 ok\r\n"
         self.received: Counter[str] = Counter()
         self.messages: list[tuple[str, list[str], bytes]] = []  # (sender, rcpts, data)
@@ -67,7 +68,7 @@ class CountingSMTP:
             line = self._line(c)
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
-                c.send(EHLO)
+                c.send(self.ehlo)
                 if self.after_ehlo is not None:
                     self.after_ehlo()
             elif verb == b"MAIL":

@@ -196,3 +196,29 @@ def test_fallback_after_451_at_mail(write_config: Callable[[str], Path]) -> None
         run_cli("x@dst.test", input=CRON, program="mailtool-sendmail")
     assert dict(second.received) == {"x@dst.test": 1} and not first.received
     assert queue_list() == []
+
+
+def test_queue_run_keeps_mail_when_the_relay_refuses_the_login(
+        write_config: Callable[[str], Path]) -> None:
+    """Queued mail is never dropped for a session failure (no password, login refused,
+    TLS broken): the run says why and exits with its code; the next run delivers."""
+    with CountingSMTP() as srv:
+        srv.all_tempfail = True
+        write_config(f'[accounts.box]\nfrom = "me@src.test"\n[accounts.box.smtp]\n'
+                     f'host = "127.0.0.1"\nport = {srv.port}\ntls = "none"\n')
+        run_cli("x@dst.test", input=CRON, env=at(T0), program="mailtool-sendmail")
+        # Now the relay wants a login, and the password is not available (exit 77).
+        srv.all_tempfail = False
+        with CountingSMTP() as srv_auth:
+            srv_auth.ehlo = b"250-count.test\r\n250 AUTH PLAIN\r\n"
+            write_config(f'[accounts.box]\nfrom = "me@src.test"\n[accounts.box.smtp]\n'
+                         f'host = "127.0.0.1"\nport = {srv_auth.port}\ntls = "none"\n'
+                         'user = "me"\npassword_command = "false"\n')
+            r = run_cli("queue", "run", env=at(T0 + 300), expect=77)
+        assert ": kept: " in r.stderr
+        assert queue_list()[0]["recipients"] == ["x@dst.test"]
+        # The login works again (the original relay, no AUTH): delivered.
+        write_config(f'[accounts.box]\nfrom = "me@src.test"\n[accounts.box.smtp]\n'
+                     f'host = "127.0.0.1"\nport = {srv.port}\ntls = "none"\n')
+        run_cli("queue", "flush")
+    assert srv.received["x@dst.test"] == 1 and queue_list() == []

@@ -245,6 +245,8 @@ def _print_run(app: AppContext, report: RunReport) -> None:
         # Successes only with -v: cron mails whatever a job prints.
         if rep.status in ("delivered", "deferred") and not app.verbose:
             line = ""
+        if rep.error and rep.status != "error":
+            line = f"{rep.id}: kept: {rep.error}"
         if line:
             sys.stderr.write(f"mailtool: {line}\n")
         for rec in rep.failed:
