@@ -1,0 +1,114 @@
+"""kill -9 at random moments, then a clean run: every message stored exactly once.
+
+``soak(kind, ...)`` runs ``pop-fetch --delete`` or ``imap-sync`` against the harness's
+Dovecot as a subprocess, SIGKILLs it at seeded random moments (some runs are left to
+finish), delivers new mail between some runs, then runs once more without a kill and
+compares what is stored locally with what the server had, body by body. The short form
+runs in the test suite; ``tools/crash_soak.py --long`` runs 50 kills of each.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import ROOT
+
+
+@dataclass
+class SoakResult:
+    kills: int = 0
+    finished: int = 0
+    codes: list[int] = field(default_factory=list)
+
+
+def message(tag: str, n: int, rng: random.Random) -> bytes:
+    body = b"".join(b"%s line %d of %d\r\n" % (tag.encode(), k, n)
+                    for k in range(rng.randint(1, 2500)))
+    return (b"Subject: soak %s %d\r\nMessage-ID: <%s.%d@soak.test>\r\n\r\n"
+            % (tag.encode(), n, tag.encode(), n) + body)
+
+
+def local_bodies(maildir: Path) -> Counter[bytes]:
+    """Message bodies of a Maildir (new and cur), CRLF line ends whatever is stored."""
+    found: Counter[bytes] = Counter()
+    for sub in ("new", "cur"):
+        if (maildir / sub).is_dir():
+            for p in (maildir / sub).iterdir():
+                found[p.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")] += 1
+    return found
+
+
+def argv(kind: str, dovecot: Any, user: Any, ca_file: Path, dest: Path) -> list[str]:
+    common = ["--host", "localhost", "--tls", "implicit", "--ca-file", str(ca_file),
+              "--user", user.name]
+    if kind == "pop":
+        return [sys.executable, "-m", "mailtool", "pop-fetch", *common, "--port",
+                str(dovecot.pop3s_port), "--maildir", str(dest), "--delete"]
+    return [sys.executable, "-m", "mailtool", "imap-sync", *common, "--port",
+            str(dovecot.imaps_port), "--maildir", str(dest)]
+
+
+def soak(kind: str, dovecot: Any, user: Any, ca_file: Path, dest: Path, *, kills: int,
+         messages: int, seed: int, folders: tuple[str, ...] = ("INBOX",)) -> SoakResult:
+    """Run the kill loop and the clean run; assert exactly-once storage. See module doc."""
+    rng = random.Random(seed)
+    sent: dict[str, list[bytes]] = {f: [] for f in folders}
+
+    def deliver(count: int, tag: str) -> None:
+        for i in range(count):
+            folder = folders[i % len(folders)]
+            msg = message(f"{tag}-{folder}", i, rng)
+            dovecot.deliver_many(user, [msg], mailbox=folder)
+            sent[folder].append(msg)
+
+    deliver(messages, "s")
+    cmd = argv(kind, dovecot, user, ca_file, dest)
+    env = dict(os.environ, MAILTOOL_PASSWORD=user.password, PYTHONPATH=str(ROOT))
+    result = SoakResult()
+    for round_ in range(kills):
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # Start-up is ~0.3 s; the work after it is where the interesting kills land.
+            proc.wait(timeout=rng.uniform(0.05, 0.8))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            result.kills += 1
+        proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode("utf-8", "replace")
+        proc.stderr.close()
+        result.codes.append(proc.returncode)
+        # Anything but a kill is a clean exit or "try again later" (Dovecot's lock).
+        assert proc.returncode in (0, 75, -signal.SIGKILL), err
+        assert "Traceback" not in err, err
+        if rng.random() < 0.25:
+            deliver(3, f"late{round_}")
+    for _attempt in range(30):  # Dovecot may still hold a killed session's lock
+        done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=300, check=False)
+        if done.returncode != 75:
+            break
+        time.sleep(0.2)  # waiting for the server to drop a dead session: no event to wait on
+    assert done.returncode == 0, done.stderr.decode()
+    result.finished += 1
+    if kind == "imap":
+        for folder in folders:
+            local = dest if folder == "INBOX" else dest / f".{folder}"
+            assert local_bodies(local) == Counter(sent[folder]), f"{folder}: lost or duplicated"
+    else:
+        everything = Counter(m for msgs in sent.values() for m in msgs)
+        assert local_bodies(dest) == everything
+        assert dovecot.messages(user) == []  # all deleted, only after being stored
+    for tmp in dest.rglob("tmp"):
+        assert not list(tmp.iterdir()), f"leftovers in {tmp}"
+    return result
