@@ -122,7 +122,8 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
                 report.status = "deferred"
                 report.next_attempt = next_at
         else:
-            entry.add_attempt(result.outcomes, now, None)
+            # Every recipient is settled (and on disk): the entry goes, unless a report is due.
+            entry.add_attempt(result.outcomes, now, None, save=bool(failed))
             report.status = "failed" if failed else "delivered"
         if failed:
             entry.state["bounce_due"] = [r["address"] for r in failed]

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -148,9 +146,10 @@ class Entry:
         if changed:
             self.save()
 
-    def add_attempt(self, outcomes: Iterable[Any], now: float, next_attempt: float | None
-                    ) -> None:
-        """Append one attempt to the history and set the next attempt time; save."""
+    def add_attempt(self, outcomes: Iterable[Any], now: float, next_attempt: float | None,
+                    *, save: bool = True) -> None:
+        """Append one attempt to the history and set the next attempt time; save (unless
+        the entry is about to be removed: nothing would read it)."""
         outs = list(outcomes)
         deferred = [o for o in outs if o.status == "deferred"]
         summary = deferred[0] if deferred else (outs[0] if outs else None)
@@ -177,7 +176,8 @@ class Entry:
             self.state["last_reply"] = reply
         if next_attempt is not None:
             self.state["next_attempt"] = next_attempt
-        self.save()
+        if save:
+            self.save()
 
     def expire(self, now: float, reason: str) -> list[dict[str, Any]]:
         """Mark every pending recipient expired (given up); save; return them."""
@@ -215,6 +215,24 @@ class Entry:
             "last_reply": self.last_reply,
             "next_attempt": self.next_attempt,
         }
+
+
+def _rmtree(path: Path) -> None:
+    """Delete an entry directory (files only, no subdirectories); errors ignored. Not
+    ``shutil.rmtree``: importing shutil costs mailtool-sendmail more than this does."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(path / name)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _dump(state: dict[str, Any]) -> bytes:
@@ -260,7 +278,7 @@ class Outbox:
             CantCreateError: the spool cannot be written (disk full, permissions).
         """
         self.ensure()
-        entry_id = f"{int(now)}.{os.getpid()}.{secrets.token_hex(6)}"
+        entry_id = f"{int(now)}.{os.getpid()}.{os.urandom(6).hex()}"
         tmp = self.tmp_dir / entry_id
         lock: Lock | None = None
         try:
@@ -303,7 +321,7 @@ class Outbox:
         except OSError as exc:
             if lock is not None:
                 lock.release()
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             raise CantCreateError(f"cannot write to the outbox {self.path}: "
                                   f"{exc.strerror or exc}", step="queueing") from exc
         return Entry(self, entry_id, state), lock
@@ -368,7 +386,7 @@ class Outbox:
             raise CantCreateError(f"cannot remove {entry.path}: {exc.strerror or exc}",
                                   step="outbox") from exc
         fsync_dir(self.queue_dir)
-        shutil.rmtree(gone, ignore_errors=True)
+        _rmtree(gone)
 
     def clean_tmp(self, now: float) -> None:
         """Delete what dead writers left in ``tmp/``."""
@@ -383,4 +401,4 @@ class Outbox:
             except OSError:
                 continue
             if name.endswith(".gone") or old:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path)
