@@ -157,7 +157,7 @@ _mailtool_argument_kind() {
         'explain') echo 'text' ;;
         'imap-list') echo 'dynamic' ;;
         'imap-show') echo 'text' ;;
-        'imap-sync') echo 'text' ;;
+        'imap-sync') echo 'dynamic' ;;
         'queue drop') echo 'text' ;;
         'queue flush') echo 'text' ;;
         'queue run') echo 'text' ;;

@@ -207,6 +207,7 @@ complete -c mailtool -n '__mailtool_at \'imap-sync\'' -l 'json' -d 'Machine-read
 complete -c mailtool -n '__mailtool_at \'imap-sync\'' -s 'v' -l 'verbose' -d 'Transcript (-vv: more).'
 complete -c mailtool -n '__mailtool_at \'imap-sync\'' -s 'q' -l 'quiet' -d 'Print errors only.'
 complete -c mailtool -n '__mailtool_at \'imap-sync\'' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c mailtool -n '__mailtool_at \'imap-sync\'' -a '(__mailtool_dynamic)'
 complete -c mailtool -n '__mailtool_at \'pop-fetch\'' -l 'host' -r -d 'Server (overrides the account).'
 complete -c mailtool -n '__mailtool_at \'pop-fetch\'' -l 'port' -r -d 'Server port.'
 complete -c mailtool -n '__mailtool_at \'pop-fetch\'' -l 'tls' -x -a 'implicit starttls none' -d 'implicit TLS, STARTTLS (required), or none. Default: by port.'
