@@ -46,7 +46,8 @@ from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.pop3.client import POP3Client
 from mailtool.protocol.replies import Reply
 from mailtool.store.atomic import read_json, write_json
-from mailtool.store.maildir import Maildir
+from mailtool.store.lineends import to_lf
+from mailtool.store.maildir import Maildir, MaildirBatch, begin_message
 from mailtool.store.mbox import Mbox, MboxrdQuoter, count_from_lines
 from mailtool.store.mda import run_mda
 
@@ -65,42 +66,6 @@ STALE_TMP = 3600.0
 STATE_VERSION = 1
 
 _KEY = re.compile(r"^U[0-9a-f]{32}$")
-
-
-# --- line ends --------------------------------------------------------------------------
-
-
-class CRLFToLF:
-    """Incremental CRLF -> LF (the Unix form Maildir and mbox files use); bare CRs stay."""
-
-    def __init__(self) -> None:
-        self._cr = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._cr:
-            chunk = b"\r" + chunk
-            self._cr = False
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-            self._cr = True
-        return chunk.replace(b"\r\n", b"\n")
-
-    def finish(self) -> bytes:
-        if self._cr:
-            self._cr = False
-            return b"\r"
-        return b""
-
-
-def to_lf(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    conv = CRLFToLF()
-    for chunk in chunks:
-        out = conv.feed(chunk)
-        if out:
-            yield out
-    tail = conv.finish()
-    if tail:
-        yield tail
 
 
 # --- identity and state -----------------------------------------------------------------
@@ -224,31 +189,16 @@ class Destination(Protocol):
     def end(self) -> None: ...
 
 
-class _SourceFailed(Exception):
-    """Carries an error of the message source through ``Maildir.deliver``, which would
-    otherwise report a lost connection (an ``OSError``) as a local write failure."""
-
-    def __init__(self, error: MailtoolError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _shielded(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    except MailtoolError as exc:
-        raise _SourceFailed(exc) from exc
-
-
 class MaildirDestination:
-    """Maildir: tmp/ + fsync + rename per message, one directory fsync per batch."""
+    """Maildir: each message written to tmp/; per batch, every file fsynced (one syncfs),
+    then renamed into new/, then the directory fsynced (``store.maildir.MaildirBatch``)."""
 
     batch_limit = BATCH_MESSAGES
 
     def __init__(self, path: Path | str) -> None:
         self.maildir = Maildir(path)
         self.label = f"maildir:{self.maildir.path}"
-        self._dirty = False
+        self.batch = MaildirBatch(self.maildir)
 
     def begin(self, state: UIDLState) -> None:
         now = time.time()
@@ -272,22 +222,22 @@ class MaildirDestination:
         return keys
 
     def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
+        pending = begin_message(self.maildir, key=key)
         try:
-            path = self.maildir.deliver(
-                _shielded(to_lf(chunks)), key=key, fsync=True, sync_dir=False
-            )
-        except _SourceFailed as exc:
-            raise exc.error from None  # a network error, not a local write error
-        self._dirty = True
-        return str(path)
+            for chunk in to_lf(chunks):
+                pending.write(chunk)
+        except BaseException:
+            pending.abort()  # a lost connection mid-body: nothing half-stored
+            raise
+        self.batch.add(pending)
+        return str(self.maildir.path / "new" / pending.name)
 
     def commit(self) -> None:
-        if self._dirty:
-            try:
-                self.maildir.sync()
-            except OSError as exc:
-                raise LocalIOError(f"cannot fsync {self.maildir.path}: {exc.strerror}") from exc
-            self._dirty = False
+        """fsync the batch's files, move them into ``new/``, fsync the directory."""
+        self.batch.commit()
+
+    def abort(self) -> None:
+        self.batch.abort()
 
     def end(self) -> None:
         self.commit()

@@ -59,3 +59,32 @@ def run_cli(
             f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
         )
     return result
+
+
+#: Runs a command and writes its peak RSS (KiB) to the file named first. A child's
+#: ``ru_maxrss`` counts the memory of the process it was forked (or vforked) from, so
+#: measuring straight from a big pytest or benchmark process over-reports; this small
+#: fresh interpreter in between makes the figure the command's own.
+PEAK_RSS_WRAPPER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "with open(sys.argv[1], 'w') as f:\n"
+    "    f.write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n"
+)
+
+
+def peak_rss_argv(argv: list[str], report: Path) -> list[str]:
+    """``argv`` wrapped so that its peak RSS lands in ``report`` (see ``read_peak_rss``)."""
+    return [sys.executable, "-c", PEAK_RSS_WRAPPER, str(report), *argv]
+
+
+def read_peak_rss(report: Path) -> int:
+    """The peak RSS in KiB written by ``PEAK_RSS_WRAPPER`` (0 if the command was killed)."""
+    try:
+        return int(report.read_text() or 0)
+    except (OSError, ValueError):
+        return 0

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from mailtool.errors import CantCreateError, LocalIOError
 from mailtool.store.atomic import fsync_dir
@@ -91,45 +92,16 @@ class Maildir:
             LocalIOError: writing failed (nothing is left in ``new``/``cur``); the exception
                 raised by ``chunks`` itself propagates unchanged after cleanup.
         """
-        name = unique_name(key)
-        tmp = self.path / "tmp" / name
+        pending = begin_message(self, key=key, flags=flags)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            os.unlink(tmp)  # a leftover of an interrupted run with the same key
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            raise LocalIOError(f"cannot create {tmp}: {exc.strerror}") from exc
-        try:
-            try:
-                for chunk in chunks:
-                    view = memoryview(chunk)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise LocalIOError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
+            for chunk in chunks:
+                pending.write(chunk)
+        except BaseException:
+            # An error of the source (a lost connection, a bad body) propagates unchanged;
+            # only our own file operations become LocalIOError (inside ``write``).
+            pending.abort()
             raise
-        if flags is None:
-            final = self.path / "new" / name
-        else:
-            final = self.path / "cur" / (name + flags_suffix(flags))
-        try:
-            os.rename(tmp, final)
-            if sync_dir:
-                fsync_dir(final.parent)
-        except OSError as exc:
-            raise LocalIOError(f"cannot move {tmp} into place: {exc.strerror}") from exc
-        return final
+        return pending.commit(fsync=fsync, sync_dir=sync_dir)
 
     def sync(self) -> None:
         """fsync ``new/`` and ``cur/`` (after a batch delivered with ``sync_dir=False``)."""
@@ -142,6 +114,93 @@ class Maildir:
             for entry in os.scandir(self.path / sub):
                 if entry.is_file() and not entry.name.startswith("."):
                     yield Path(entry.path)
+
+
+class MaildirBatch:
+    """Messages written to ``tmp/`` and made durable together, then published together.
+
+    The order is the durability promise of ``deliver`` amortised over a batch: every file
+    is fsynced (one ``syncfs`` of the file system when available and the batch is big
+    enough, else one fsync per file) before any of them is renamed into ``new/``/``cur/``,
+    and the directories are fsynced once after the renames. Only after ``commit`` returns
+    may a caller record the messages as stored (and, for POP3, delete them on the server).
+    """
+
+    #: Below this many files, per-file fsyncs are cheaper than a whole-filesystem syncfs.
+    SYNCFS_MIN = 4
+
+    def __init__(self, maildir: Maildir) -> None:
+        self.maildir = maildir
+        self.pending: list[PendingMessage] = []
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, message: PendingMessage) -> None:
+        """Take a message whose bytes are all written (it is closed here, not fsynced)."""
+        message.finish(fsync=False)
+        self.pending.append(message)
+        self.bytes += message.size
+
+    def commit(self) -> list[Path]:
+        """Make every message durable, publish them, fsync the directories; return paths."""
+        if not self.pending:
+            return []
+        if len(self.pending) < self.SYNCFS_MIN or not _syncfs(self.maildir.path / "tmp"):
+            for message in self.pending:
+                _fsync_path(message.tmp)
+        paths = [message.publish(sync_dir=False) for message in self.pending]
+        self.maildir.sync()
+        self.pending = []
+        self.bytes = 0
+        return paths
+
+    def abort(self) -> None:
+        for message in self.pending:
+            message.abort()
+        self.pending = []
+        self.bytes = 0
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise LocalIOError(f"cannot store {path}: {exc.strerror or exc}") from exc
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the whole file system holding ``path`` (Linux ``syncfs``); False if unavailable.
+
+    One syncfs replaces N fsyncs for a batch; it is what mbsync-style batching needs.
+    """
+    import ctypes
+    import ctypes.util
+
+    global _LIBC
+    if _LIBC is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _LIBC = ctypes.CDLL(name or "libc.so.6", use_errno=True)
+        except OSError:
+            _LIBC = False
+    if _LIBC is False or not hasattr(_LIBC, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            raise LocalIOError(f"syncfs {path} failed: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+    return True
+
+
+_LIBC: Any = None
 
 
 class PendingMessage:

@@ -36,7 +36,13 @@ from mailtool.errors import LocalIOError, MailtoolError
 from mailtool.exitcodes import ExitCode
 from mailtool.store.atomic import fsync_dir
 from mailtool.store.lineends import CRLFToLF
-from mailtool.store.maildir import Maildir, PendingMessage, begin_message, unique_name
+from mailtool.store.maildir import (
+    Maildir,
+    MaildirBatch,
+    PendingMessage,
+    begin_message,
+    unique_name,
+)
 from mailtool.sync.paths import FOLDER_MARKER, folder_path
 from mailtool.sync.plan import (
     DEFAULT_MAX_DELETE_SHARE,
@@ -210,42 +216,6 @@ def choose_folders(
     return chosen, missing
 
 
-# -- durability helpers -----------------------------------------------------------------
-_libc: Any = None
-
-
-def _syncfs(path: Path) -> bool:
-    """``syncfs(2)`` on the file system holding ``path``; False when unavailable."""
-    import ctypes
-    import ctypes.util
-
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            _libc.syncfs  # noqa: B018 - probe
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc is False:
-        return False
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise LocalIOError(f"syncfs {path} failed: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-    return True
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _set_flags(folder_dir: Path, rel: str, letters: str) -> str:
     """Rename a message file for new flags (``new/`` -> ``cur/`` when it gains any)."""
     sub, name = rel.split("/", 1)
@@ -266,8 +236,8 @@ class _Writer:
         self.engine = engine
         self.current: PendingMessage | None = None
         self.uid: int | None = None
-        self.batch: list[tuple[int, PendingMessage]] = []
-        self.batch_bytes = 0
+        self.durable = MaildirBatch(engine.maildir)
+        self.uids: list[int] = []  # parallel to self.durable.pending
         self.lf = CRLFToLF()
 
     def begin(self, uid: int | None, size: int | None, flags: Sequence[str] | None) -> None:
@@ -303,12 +273,11 @@ class _Writer:
             pending.name = unique_name(message_key(eng.state.uidvalidity, uid))
         if flags is not None:
             pending.flags = maildir_flags(flags) or None
-        pending.finish(fsync=False)
-        self.batch.append((uid, pending))
-        self.batch_bytes += pending.size
+        self.durable.add(pending)
+        self.uids.append(uid)
         eng.progress.advance(1, pending.size)
-        if (len(self.batch) >= eng.options.batch_messages
-                or self.batch_bytes >= eng.options.batch_bytes):
+        if (len(self.durable) >= eng.options.batch_messages
+                or self.durable.bytes >= eng.options.batch_bytes):
             self.flush()
 
     def abort(self) -> None:
@@ -318,23 +287,19 @@ class _Writer:
 
     def flush(self) -> None:
         """Make the batch durable, publish it, then journal it."""
-        if not self.batch:
+        if not self.durable:
             return
         eng = self.engine
-        tmp_dir = eng.maildir.path / "tmp"
-        if len(self.batch) < 4 or not _syncfs(tmp_dir):
-            for _, pending in self.batch:
-                _fsync_file(pending.tmp)
-        for uid, pending in self.batch:
-            final = pending.publish(sync_dir=False)
+        sizes = [(uid, pending.flags or "", pending.size)
+                 for uid, pending in zip(self.uids, self.durable.pending, strict=True)]
+        paths = self.durable.commit()
+        for (uid, letters, size), final in zip(sizes, paths, strict=True):
             rel = f"{final.parent.name}/{final.name}"
-            eng.store.record("+", uid, rel, pending.flags or "", pending.size)
+            eng.store.record("+", uid, rel, letters, size)
             eng.result.fetched += 1
-            eng.result.fetched_bytes += pending.size
-        eng.maildir.sync()
+            eng.result.fetched_bytes += size
         eng.store.commit()
-        self.batch.clear()
-        self.batch_bytes = 0
+        self.uids.clear()
 
 
 class FolderSync:
@@ -489,8 +454,8 @@ class FolderSync:
                     writer.flush()
                 except (OSError, MailtoolError):
                     pass
-            for _, pending in writer.batch:
-                pending.abort()
+            writer.durable.abort()  # whatever could not be made durable
+            writer.uids.clear()
             raise
         finally:
             self.progress.stop()

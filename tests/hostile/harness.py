@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.faults.server import ScriptedServer
-from tests.helpers import ROOT
+from tests.helpers import ROOT, peak_rss_argv, read_peak_rss
 
 #: Peak resident memory a run may reach (KiB). The CLI alone needs about 40 MB; hostile
 #: servers in this suite send up to 16 MB, which must never end up in memory.
@@ -51,7 +51,7 @@ class Outcome:
         return {k for k in keys if self.before.get(k) != self.after.get(k)}
 
 
-def snapshot(root: Path) -> dict[str, str]:
+def snapshot(root: Path, skip: Path | None = None) -> dict[str, str]:
     """Every file and directory under ``root``: relative path -> digest (or ``dir``)."""
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -59,6 +59,8 @@ def snapshot(root: Path) -> dict[str, str]:
             found[os.path.relpath(os.path.join(dirpath, d), root)] = "dir"
         for f in filenames:
             path = os.path.join(dirpath, f)
+            if skip is not None and path == str(skip):
+                continue
             try:
                 with open(path, "rb") as handle:
                     digest = hashlib.sha256(handle.read()).hexdigest()
@@ -73,12 +75,14 @@ def run_cli_measured(argv: Sequence[str], root: Path, *, input: bytes | None = N
     """Run ``mailtool ARGV`` with cwd ``root/cwd``; measure time, memory and file changes."""
     cwd = root / "cwd"
     cwd.mkdir(exist_ok=True)
-    before = snapshot(root)
+    report = root / "peak-rss"
+    before = snapshot(root, skip=report)
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), MAILTOOL_PASSWORD=PASSWORD)
     full_env.update(env or {})
     start = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailtool", *argv], cwd=cwd, env=full_env,
+        peak_rss_argv([sys.executable, "-m", "mailtool", *argv], report), cwd=cwd, env=full_env,
+        start_new_session=True,
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
@@ -99,10 +103,10 @@ def run_cli_measured(argv: Sequence[str], root: Path, *, input: bytes | None = N
         except BrokenPipeError:
             pass
     # A watchdog kills a run that hangs, so the assertion (not pytest-timeout) reports it.
-    killer = threading.Timer(deadline + 10, proc.kill)
+    killer = threading.Timer(deadline + 10, os.killpg, (proc.pid, 9))
     killer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _usage = os.wait4(proc.pid, 0)
     finally:
         killer.cancel()
     elapsed = time.monotonic() - start
@@ -112,7 +116,8 @@ def run_cli_measured(argv: Sequence[str], root: Path, *, input: bytes | None = N
     return Outcome(
         code=proc.returncode, stdout=out.get("stdout", b""),
         stderr=out.get("stderr", b"").decode("utf-8", "replace"),
-        maxrss_kib=usage.ru_maxrss, elapsed=elapsed, before=before, after=snapshot(root),
+        maxrss_kib=read_peak_rss(report), elapsed=elapsed, before=before,
+        after=snapshot(root, skip=report),
     )
 
 

@@ -67,7 +67,7 @@ def test_kill_9_at_random_points_then_clean_run(dovecot, mail_user, test_ca, tmp
         if rng.random() < 0.8:
             wait_for_progress(proc, md, file_count(md))
         try:
-            proc.wait(timeout=rng.uniform(0.0, 0.6))
+            proc.wait(timeout=rng.uniform(0.0, 0.3))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -77,12 +77,13 @@ def test_kill_9_at_random_points_then_clean_run(dovecot, mail_user, test_ca, tmp
         outcomes.append(proc.returncode)
         # Anything but a kill must be a clean exit or "try later" (Dovecot's [IN-USE]).
         assert proc.returncode in (0, 75, -signal.SIGKILL), err
-        if delivered and rng.random() < 0.3:
-            extra = messages(5, rng)
-            extra = [m.replace(b"crash", b"late%d" % len(outcomes)) for m in extra]
-            dovecot.deliver_many(mail_user, extra)
-            delivered += extra
-    assert outcomes.count(-signal.SIGKILL) >= KILLS // 2, outcomes
+        # New mail for every next run, so that each one has work to be killed in (a run
+        # with --delete empties the server; an idle run would end before any kill).
+        extra = messages(rng.randint(20, 40), rng)
+        extra = [m.replace(b"crash", b"late%d" % len(outcomes)) for m in extra]
+        dovecot.deliver_many(mail_user, extra)
+        delivered += extra
+    assert outcomes.count(-signal.SIGKILL) >= KILLS // 3, outcomes
     # The clean run (retried while Dovecot still holds a killed session's lock).
     for _attempt in range(20):
         proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
