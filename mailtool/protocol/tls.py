@@ -47,3 +47,38 @@ class TLSInfo:
         cert = f", cert {self.subject}" if self.subject else ""
         checked = "verified" if self.verified else "NOT verified"
         return f"{self.version} {self.cipher} ({checked}{cert})"
+
+
+def must_upgrade(
+    mode: TLSMode, offered: bool, *, host: str, command: str, implicit_port: int
+) -> bool:
+    """Decide, once the server's capabilities are known, whether to upgrade in-band now.
+
+    The one place all three clients take this decision, so that none of them can slide
+    back to cleartext when TLS is required (STARTTLS stripping: OfflineIMAP
+    CVE-2020-37248, curl CVE-2021-22946).
+
+    Args:
+        offered: the server advertises ``command`` (STARTTLS or STLS).
+        implicit_port: named in the hint when the upgrade is missing.
+
+    Returns:
+        True to upgrade now; False to stay as we are (implicit TLS already, ``none``, or
+        opportunistic with nothing offered).
+
+    Raises:
+        TLSError: TLS is required and the server does not offer the upgrade.
+    """
+    from mailtool.errors import TLSError
+
+    if mode in (TLSMode.IMPLICIT, TLSMode.NONE):
+        return False
+    if offered:
+        return True
+    if mode is TLSMode.OPPORTUNISTIC:
+        return False
+    raise TLSError(
+        f"{host} does not offer {command} and TLS is required",
+        step=command,
+        hint=f"use --tls implicit (port {implicit_port}), or --tls none for cleartext",
+    )

@@ -219,9 +219,11 @@ def test_connection_reset() -> None:
 
     with ScriptedServer(rst) as srv:
         t = Transport.connect("127.0.0.1", srv.port, timeout=5)
-        assert t.readline() == b"+OK hi\r\n"
+        # The kernel may drop the unread line when the RST arrives first: either way the
+        # reset surfaces as ConnectionLostError, never as a hang or another exception.
         with pytest.raises(ConnectionLostError):
-            t.readline()
+            for _ in range(3):
+                assert t.readline() == b"+OK hi\r\n"
         t.close()
 
 

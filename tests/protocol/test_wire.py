@@ -76,3 +76,22 @@ def test_guard_refuses_controls(bad: str) -> None:
 
 def test_guard_accepts_tabs_and_unicode() -> None:
     assert guard_argument("Grüße\tok") == "Grüße\tok"
+
+
+# --- the in-band TLS upgrade decision shared by SMTP, POP3 and IMAP ------------------------
+
+def test_must_upgrade_table() -> None:
+    from mailtool.errors import TLSError
+    from mailtool.protocol.tls import TLSMode, must_upgrade
+
+    def decide(mode: TLSMode, offered: bool) -> bool:
+        return must_upgrade(mode, offered, host="h", command="STLS", implicit_port=995)
+
+    assert decide(TLSMode.STARTTLS, True) is True
+    assert decide(TLSMode.OPPORTUNISTIC, True) is True
+    assert decide(TLSMode.OPPORTUNISTIC, False) is False
+    assert decide(TLSMode.IMPLICIT, True) is False
+    assert decide(TLSMode.NONE, True) is False
+    with pytest.raises(TLSError) as err:
+        decide(TLSMode.STARTTLS, False)
+    assert err.value.step == "STLS" and "995" in (err.value.hint or "")

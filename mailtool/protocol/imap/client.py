@@ -107,7 +107,7 @@ from mailtool.protocol.imap.types import (
 )
 from mailtool.protocol.imap.utf7 import decode_mailbox, encode_mailbox
 from mailtool.protocol.replies import exit_code_for
-from mailtool.protocol.tls import TLSMode, TLSSettings
+from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
 from mailtool.protocol.wire import CHUNK
@@ -307,19 +307,20 @@ class IMAPClient:
         client = cls(transport, **kwargs)
         try:
             client._read_greeting()
-            if tls_mode is TLSMode.STARTTLS:
-                if client.greeting is not None and client.greeting.status == "PREAUTH":
-                    raise TLSError(
-                        "server greeted with PREAUTH on a cleartext connection; "
-                        "refusing to continue without TLS",
-                        step="STARTTLS",
-                        reply=client.greeting.reply(),
-                    )
+            preauth = client.greeting is not None and client.greeting.status == "PREAUTH"
+            if preauth and tls_mode is TLSMode.STARTTLS:
+                assert client.greeting is not None
+                raise TLSError(
+                    "server greeted with PREAUTH on a cleartext connection; "
+                    "refusing to continue without TLS",
+                    step="STARTTLS",
+                    reply=client.greeting.reply(),
+                )
+            # A PREAUTH session can no longer upgrade (RFC 9051 App. E): opportunistic
+            # mode stays in cleartext then, required mode has refused above.
+            if not preauth and must_upgrade(tls_mode, client.has("STARTTLS"), host=host,
+                                            command="STARTTLS", implicit_port=993):
                 client.starttls(settings)
-            elif tls_mode is TLSMode.OPPORTUNISTIC:
-                preauth = client.greeting is not None and client.greeting.status == "PREAUTH"
-                if not preauth and client.has("STARTTLS"):
-                    client.starttls(settings)
         except BaseException:
             transport.close()
             raise

@@ -53,7 +53,7 @@ from mailtool.protocol.pop3.session import (
     parse_uidl_line,
 )
 from mailtool.protocol.replies import Reply, exit_code_for
-from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings
+from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
 
@@ -160,15 +160,9 @@ class POP3Client:
         try:
             client.read_greeting()
             client.capa()
-            if tls_mode in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC):
-                if "STLS" in client.capabilities:
-                    client.stls(settings)
-                elif tls_mode is TLSMode.STARTTLS:
-                    raise TLSError(
-                        f"{host} does not offer STLS and TLS is required",
-                        step="STLS",
-                        hint="use --tls implicit (port 995), or --tls none for cleartext",
-                    )
+            if must_upgrade(tls_mode, "STLS" in client.capabilities, host=host,
+                            command="STLS", implicit_port=995):
+                client.stls(settings)
         except BaseException:
             client.close()
             raise

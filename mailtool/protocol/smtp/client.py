@@ -52,7 +52,7 @@ from mailtool.protocol.smtp.session import (
     SMTPState,
     format_path,
 )
-from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings
+from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import Transport
 from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer
@@ -204,15 +204,9 @@ class SMTPClient:
         try:
             client._read_greeting()
             client.ehlo()
-            if tls_mode in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC):
-                if client.capabilities.starttls:
-                    client.starttls(settings, required=tls_mode is TLSMode.STARTTLS)
-                elif tls_mode is TLSMode.STARTTLS:
-                    raise TLSError(
-                        f"{host} does not offer STARTTLS and TLS is required",
-                        step="STARTTLS",
-                        hint="use --tls implicit on port 465, or --tls none to send in cleartext",
-                    )
+            if must_upgrade(tls_mode, client.capabilities.starttls, host=host,
+                            command="STARTTLS", implicit_port=465):
+                client.starttls(settings, required=tls_mode is TLSMode.STARTTLS)
         except BaseException:
             client.close()
             raise
