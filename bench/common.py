@@ -8,17 +8,21 @@ every comparison is a ratio against a peer measured in the same run.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import peak_rss_argv, read_peak_rss  # noqa: E402
+
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
@@ -61,17 +65,21 @@ def time_command(
         setup()
     full_env = dict(os.environ)
     full_env.update(env or {})
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    proc = subprocess.run(
-        list(argv), input=input, stdin=None if input is not None else subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env, check=False,
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # Peak RSS through a fresh wrapper process: a child's ru_maxrss counts the memory of
+    # the (v)forking parent, so measuring from this process would over-report.
+    with tempfile.TemporaryDirectory(prefix="mailtool-bench-rss-") as tmp:
+        report_file = Path(tmp) / "rss"
+        wrapped = peak_rss_argv(list(argv), report_file)
+        start = time.perf_counter()
+        proc = subprocess.run(
+            wrapped, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env, check=False,
+        )
+        elapsed = time.perf_counter() - start
+        rss = read_peak_rss(report_file)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
-    return elapsed, max(after, before)
+    return elapsed, rss
 
 
 def measure(
