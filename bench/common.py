@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import peak_rss_argv, read_peak_rss  # noqa: E402
+from tests.helpers import peak_rss_argv, read_wrapper_report  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 
@@ -75,8 +75,9 @@ def time_command(
             wrapped, input=input, stdin=None if input is not None else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env, check=False,
         )
-        elapsed = time.perf_counter() - start
-        rss = read_peak_rss(report_file)
+        outer = time.perf_counter() - start
+        rss, elapsed = read_wrapper_report(report_file)
+        elapsed = elapsed or outer  # the command's own wall time, without the wrapper's
     if check and proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
     return elapsed, rss

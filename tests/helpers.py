@@ -66,13 +66,15 @@ def run_cli(
 #: measuring straight from a big pytest or benchmark process over-reports; this small
 #: fresh interpreter in between makes the figure the command's own.
 PEAK_RSS_WRAPPER = (
-    "import os, sys\n"
+    "import os, sys, time\n"
+    "start = time.perf_counter()\n"
     "pid = os.fork()\n"
     "if pid == 0:\n"
     "    os.execvp(sys.argv[2], sys.argv[2:])\n"
     "_, status, usage = os.wait4(pid, 0)\n"
+    "elapsed = time.perf_counter() - start\n"
     "with open(sys.argv[1], 'w') as f:\n"
-    "    f.write(str(usage.ru_maxrss))\n"
+    "    f.write(f'{usage.ru_maxrss} {elapsed}')\n"
     "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n"
 )
 
@@ -84,7 +86,13 @@ def peak_rss_argv(argv: list[str], report: Path) -> list[str]:
 
 def read_peak_rss(report: Path) -> int:
     """The peak RSS in KiB written by ``PEAK_RSS_WRAPPER`` (0 if the command was killed)."""
+    return int(read_wrapper_report(report)[0])
+
+
+def read_wrapper_report(report: Path) -> tuple[int, float]:
+    """(peak RSS in KiB, wall seconds of the command alone, without the wrapper's start)."""
     try:
-        return int(report.read_text() or 0)
+        rss, elapsed = report.read_text().split()
+        return int(rss), float(elapsed)
     except (OSError, ValueError):
-        return 0
+        return 0, 0.0
