@@ -18,5 +18,6 @@ lint: deps
 	$(PY) -m ruff check mailtool tests
 	$(PY) -m mypy
 
-bench: deps
+bench:
+	scripts/install-deps.sh --bench
 	$(PY) bench/run.py

@@ -13,7 +13,12 @@ done
 for pkg in dovecot-pop3d dovecot-lmtpd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
-# The test CA makes its certificates with trustme; openssl is only a convenience.
+# `install-deps.sh --bench` also installs the peer tools the benchmarks compare against.
+if [ "${1:-}" = "--bench" ]; then
+    for pair in msmtp:msmtp swaks:swaks fetchmail:fetchmail getmail:getmail6 mbsync:isync offlineimap:offlineimap3; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
+    done
+fi
 if [ -n "$need" ]; then
     if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
     # policy-rc.d keeps the package scripts from starting the system-wide daemons.
