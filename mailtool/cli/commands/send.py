@@ -62,7 +62,8 @@ def command(app: AppContext, conn: ConnectionOptions, **kw: Any) -> int:
     Examples:
       mailtool send --from me@example.org --to ops@example.org \\
           --subject 'backup done' --body-file report.txt
-      printf 'Subject: hi\\n\\nhello\\n' | mailtool send -f me@example.org you@example.org
+      printf 'Subject: hi\\n\\nhello\\n' | \\
+          mailtool send -f me@example.org you@example.org
       mailtool send --batch < outgoing.mbox
       mailtool send --queue-on-tempfail -t < report.eml   # 4xx: queued, exit 0
     """
