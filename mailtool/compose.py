@@ -153,12 +153,13 @@ class MessageSource:
         return [value for _name, value in removed]
 
     @classmethod
-    def from_file(cls, handle: IO[bytes]) -> MessageSource:
-        """A message already stored with CRLF line ends (the outbox spool), read in place:
-        only the header block is held in memory; ``handle`` is closed by ``close()``."""
+    def from_file(cls, handle: IO[bytes], start: int = 0) -> MessageSource:
+        """A message already stored with CRLF line ends (the outbox spool), read in place
+        from offset ``start`` to the end: only the header block is held in memory;
+        ``handle`` is closed by ``close()``."""
         handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(0)
+        size = handle.tell() - start
+        handle.seek(start)
         head_buf = bytearray()
         head_end = -1
         eight_bit = False
@@ -175,9 +176,9 @@ class MessageSource:
                 break
         if head_end < 0:
             head_end = min(len(head_buf), size)
-        handle.seek(0)
+        handle.seek(start)
         head = bytes(head_buf[:head_end])
-        return cls(head, handle, head_end, size, eight_bit, not head.isascii())
+        return cls(head, handle, start + head_end, size, eight_bit, not head.isascii())
 
     def set_header(self, name: str, value: str) -> None:
         """Replace every ``name`` field with one ``name: value`` (added at the end of the

@@ -82,7 +82,7 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
     outbox must not be dropped because a password is missing or a certificate expired;
     the run reports the error with its exit code instead. The caller holds the entry lock.
     """
-    from mailtool.compose import Envelope, MessageSource
+    from mailtool.compose import Envelope
 
     report = EntryReport(entry.id, "delivered")
     pending = entry.pending
@@ -92,12 +92,14 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
                 return outs
             return [o for o in outs if not session_failure(o)]
 
-        with entry.open_message() as handle:
-            source = MessageSource.from_file(handle)
+        source = entry.message()
+        try:
             result = deliverer.deliver(Envelope(entry.sender, pending), source,
                                        on_outcomes=lambda outs: entry.record(keep(outs),
                                                                              clock()))
             header_block = source.header_block
+        finally:
+            source.close()
         report.outcomes = list(result.outcomes)
         now = clock()
         # Outcomes the hook did not see (none today; a safety net): record them now.
@@ -148,10 +150,9 @@ def _settle(entry: Entry, report: EntryReport, deliverer: Any, header_block: byt
         from mailtool.outbox.bounce import build_report, send_report
 
         if not header_block:
-            with entry.open_message() as handle:
-                from mailtool.compose import MessageSource
-
-                header_block = MessageSource.from_file(handle).header_block
+            source = entry.message()
+            header_block = source.header_block
+            source.close()
         wanted = {a.lower() for a in due}
         failed = [r for r in entry.recipients if r["address"].lower() in wanted]
         reasons = {r["status"] for r in failed}

@@ -1,34 +1,42 @@
-"""The outbox spool: one directory per queued message, written Maildir-style.
+"""The outbox spool: one file per queued message, plus its state once it has changed.
 
 Layout (mode 0700)::
 
     outbox/
       run.lock             held by ``queue run`` (see lock.py)
-      tmp/ID/              an entry being written (or being removed: ``tmp/ID.gone``)
-      queue/ID/message     the message as it goes out: CRLF, Bcc removed, rewritten;
-                           written once, never changed; its flock is the entry lock
-      queue/ID/state.json  envelope, per-recipient state, attempt history, next attempt
+      tmp/ID               an entry being written
+      queue/ID             one line of JSON (the entry's first state: envelope, recipients,
+                           route), then the message as it goes out (CRLF, Bcc removed,
+                           rewritten); written once, never changed; its flock is the entry
+                           lock
+      queue/ID.state       the entry's current state (per-recipient status, attempt
+                           history, next attempt) once it differs from the first one
 
-An entry is created in ``tmp/``: the message is written and fsynced, the state written
-atomically, the directory fsynced, then the whole directory is renamed into ``queue/``
-and ``queue/`` fsynced. A reader never sees half an entry; a crash leaves at most a
-directory in ``tmp/`` that is cleaned up later (after 36 hours, as Maildir does, because a
-slow writer may still be at work).
+An entry is written in ``tmp/``, fsynced, renamed into ``queue/`` and ``queue/`` fsynced:
+one fsync of the file and one of the directory, the whole cost of spooling a message
+before its first attempt (``mailtool-sendmail``). A reader never sees half an entry; a
+crash leaves at most a file in ``tmp/`` that is cleaned up later (after 36 hours, as
+Maildir does, because a slow writer may still be at work).
 
-``state.json`` is replaced atomically (temp file, fsync, rename, directory fsync) after
-every transaction, so a crash at any moment leaves the old state or the new one. Each
-recipient is ``pending``, ``accepted``, ``rejected`` or ``expired``; only ``pending``
-ones are ever sent to again.
+``ID.state`` is replaced atomically (temp file, fsync, rename, directory fsync) after
+every transaction that leaves something to remember, so a crash at any moment leaves the
+old state or the new one. Each recipient is ``pending``, ``accepted``, ``rejected`` or
+``expired``; only ``pending`` ones are ever sent to again. A transaction that settles the
+last pending recipients with nothing left to report removes the entry instead (one
+unlink: atomic, and a kill -9 after it cannot resurrect the entry). That removal is not
+fsynced: after a power cut (not a kill) it may be undone, and the message is then sent
+again: a duplicate, never a loss.
 
-The window: between the server's final ``250`` arriving on the socket and the rename of
-the new ``state.json`` there is one small write and two fsyncs (milliseconds). A kill -9
-inside exactly that window makes the next run send again to the recipients of that one
-transaction: the duplicate RFC 1047 describes, which no SMTP client can rule out without
-server help. Everything is done to keep the window that small: the state is written from
-the delivery's per-transaction hook, before QUIT and before the next transaction or route,
-recipients of one message go in one transaction (never one per recipient, which would
-multiply the windows), and nothing else (reports, bounces, removal) happens before it.
-A kill anywhere else neither loses a recipient nor sends to one twice.
+The window: between the server's final ``250`` arriving on the socket and the unlink of
+the entry (or the rename of the new state) there is at most one small write and two
+fsyncs (milliseconds). A kill -9 inside exactly that window makes the next run send again
+to the recipients of that one transaction: the duplicate RFC 1047 describes, which no SMTP
+client can rule out without server help. Everything is done to keep the window that
+small: the state is written from the delivery's per-transaction hook, before QUIT and
+before the next transaction or route, recipients of one message go in one transaction
+(never one per recipient, which would multiply the windows), and nothing else (reports,
+bounces) happens before it. A kill anywhere else neither loses a recipient nor sends to
+one twice.
 """
 
 from __future__ import annotations
@@ -37,11 +45,10 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailtool.errors import CantCreateError, UsageError
+from mailtool.errors import CantCreateError, ConfigError, UsageError
 from mailtool.outbox.lock import Lock
 from mailtool.store.atomic import atomic_write, fsync_dir, read_json
 
@@ -56,7 +63,9 @@ STALE_TMP = 36 * 3600.0
 MAX_HISTORY = 40
 #: Our entry names: seconds.pid.random (no "/", ":" or leading dot, sortable by age).
 _ID = re.compile(r"^[0-9]{1,12}\.[0-9]{1,10}\.[0-9a-f]{8,32}$")
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Suffix of an entry's state file (its first state is the first line of the entry).
+STATE_SUFFIX = ".state"
 
 
 def default_path(account: Any = None) -> Path:
@@ -75,21 +84,28 @@ def _reply_text(out: dict[str, Any]) -> str:
     return " ".join(parts + ([text] if text else [])).strip()
 
 
-@dataclass
 class Entry:
-    """One queued message: its directory and its state."""
+    """One queued message: its file, where its message starts, and its state."""
 
-    outbox: Outbox
-    id: str
-    state: dict[str, Any]
+    __slots__ = ("id", "offset", "outbox", "removed", "state")
+
+    def __init__(self, outbox: Outbox, id: str, state: dict[str, Any], offset: int) -> None:
+        self.outbox = outbox
+        self.id = id
+        self.state = state
+        self.offset = offset  # where the message starts in the entry file
+        self.removed = False
+
+    def __repr__(self) -> str:
+        return f"Entry({self.id!r})"
 
     @property
     def path(self) -> Path:
         return self.outbox.queue_dir / self.id
 
     @property
-    def message_path(self) -> Path:
-        return self.path / "message"
+    def state_path(self) -> Path:
+        return self.outbox.queue_dir / (self.id + STATE_SUFFIX)
 
     @property
     def sender(self) -> str:
@@ -143,8 +159,14 @@ class Entry:
                 changed = True
             else:
                 rec["last"] = info
-        if changed:
-            self.save()
+        if not changed:
+            return
+        if not self.pending and not (self.state.get("bounce_to") and any(
+                r["status"] == REJECTED for r in self.state["recipients"])):
+            # Settled, nothing to report: the entry goes now (one atomic unlink).
+            self.outbox.remove(self, durable=False)
+            return
+        self.save()
 
     def add_attempt(self, outcomes: Iterable[Any], now: float, next_attempt: float | None,
                     *, save: bool = True) -> None:
@@ -193,14 +215,24 @@ class Entry:
         return gone
 
     def save(self) -> None:
-        atomic_write(self.path / "state.json", _dump(self.state), durable=True)
+        if self.removed:
+            return
+        atomic_write(self.state_path, _dump(self.state), durable=True)
 
-    def open_message(self) -> Any:
-        return open(self.message_path, "rb")
+    def message(self) -> Any:
+        """The message, as a ``compose.MessageSource`` read in place (close it)."""
+        from mailtool.compose import MessageSource
+
+        handle = open(self.path, "rb")  # noqa: SIM115 - closed with the source
+        try:
+            return MessageSource.from_file(handle, self.offset)
+        except BaseException:
+            handle.close()
+            raise
 
     def lock(self) -> Lock:
-        """The entry lock (on the message file, whose inode never changes)."""
-        return Lock(self.message_path, create=False)
+        """The entry lock (on the entry file, whose inode never changes)."""
+        return Lock(self.path, create=False)
 
     def summary(self, now: float) -> dict[str, Any]:
         """What ``queue list`` shows."""
@@ -239,6 +271,29 @@ def _dump(state: dict[str, Any]) -> bytes:
     import json
 
     return (json.dumps(state, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode()
+
+
+def _first_line(state: dict[str, Any]) -> bytes:
+    """The first state as one line (JSON escapes every line end inside strings)."""
+    import json
+
+    return (json.dumps(state, sort_keys=True, ensure_ascii=False,
+                       separators=(",", ":")) + "\n").encode()
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return len(data)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class Outbox:
@@ -281,50 +336,46 @@ class Outbox:
         entry_id = f"{int(now)}.{os.getpid()}.{os.urandom(6).hex()}"
         tmp = self.tmp_dir / entry_id
         lock: Lock | None = None
+        state = {
+            "version": STATE_VERSION,
+            "id": entry_id,
+            "created": now,
+            "sender": sender,
+            "message_id": message_id,
+            "size": 0,
+            "account": account,
+            "route": route,
+            "bounce_to": bounce_to,
+            "recipients": [{"address": r, "status": PENDING} for r in recipients],
+            "attempts": [],
+            "attempt_count": 0,
+            "next_attempt": now,
+            "last_reply": "",
+        }
         try:
-            tmp.mkdir(mode=0o700)
-            size = 0
-            fd = os.open(tmp / "message", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            first = _first_line(state)  # its size is the file's minus this line's
+            offset = len(first)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
+                size = _write_all(fd, first) - offset
                 for chunk in chunks:
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    size += len(chunk)
+                    size += _write_all(fd, chunk)
                 os.fsync(fd)
+                if hold:
+                    lock = Lock(tmp, create=False)
+                    lock.acquire(blocking=True)  # nobody else can know this file yet
             finally:
                 os.close(fd)
-            state = {
-                "version": STATE_VERSION,
-                "id": entry_id,
-                "created": now,
-                "sender": sender,
-                "message_id": message_id,
-                "size": size,
-                "account": account,
-                "route": route,
-                "bounce_to": bounce_to,
-                "recipients": [{"address": r, "status": PENDING} for r in recipients],
-                "attempts": [],
-                "attempt_count": 0,
-                "next_attempt": now,
-                "last_reply": "",
-            }
-            atomic_write(tmp / "state.json", _dump(state), durable=True)
-            if hold:
-                lock = Lock(tmp / "message", create=False)
-                lock.acquire(blocking=True)  # nobody else can know this file yet
-            fsync_dir(tmp)
+            state["size"] = size
             os.rename(tmp, self.queue_dir / entry_id)
             fsync_dir(self.queue_dir)
-            fsync_dir(self.tmp_dir)
         except OSError as exc:
             if lock is not None:
                 lock.release()
-            _rmtree(tmp)
+            _unlink(tmp)
             raise CantCreateError(f"cannot write to the outbox {self.path}: "
                                   f"{exc.strerror or exc}", step="queueing") from exc
-        return Entry(self, entry_id, state), lock
+        return Entry(self, entry_id, state, offset), lock
 
     # --- reading ------------------------------------------------------------------------
 
@@ -338,13 +389,35 @@ class Outbox:
                       key=lambda n: (int(n.split(".", 1)[0]), n))
 
     def load(self, entry_id: str) -> Entry | None:
-        """The entry, or None when it is gone (delivered or dropped meanwhile)."""
+        """The entry, or None when it is gone (delivered or dropped meanwhile).
+
+        Raises:
+            ConfigError: its state is not valid JSON (we never guess over state).
+        """
         if not _ID.match(entry_id):
             return None
-        state = read_json(self.queue_dir / entry_id / "state.json")
-        if state is None:
+        path = self.queue_dir / entry_id
+        try:
+            with open(path, "rb") as handle:
+                first = handle.readline()
+                size = os.fstat(handle.fileno()).st_size - len(first)
+        except FileNotFoundError:
             return None
-        return Entry(self, entry_id, state)
+        except OSError as exc:
+            raise CantCreateError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        state = read_json(self.queue_dir / (entry_id + STATE_SUFFIX))
+        if state is None:
+            import json
+
+            try:
+                state = json.loads(first)
+            except ValueError:
+                state = None
+            if not isinstance(state, dict):
+                raise ConfigError(f"outbox entry {path} is corrupt (no state on its first "
+                                  "line); move it away")
+            state["size"] = size
+        return Entry(self, entry_id, state, len(first))
 
     def entries(self) -> Iterator[Entry]:
         for entry_id in self.ids():
@@ -374,31 +447,52 @@ class Outbox:
 
     # --- removing -----------------------------------------------------------------------
 
-    def remove(self, entry: Entry) -> None:
-        """Take the entry out of ``queue/`` (one rename, made durable), then delete it."""
-        self.ensure()
-        gone = self.tmp_dir / f"{entry.id}.gone"
+    def remove(self, entry: Entry, *, durable: bool = True) -> None:
+        """Take the entry out of ``queue/`` (one unlink: atomic), then its state; with
+        ``durable`` the removal is fsynced too (``queue drop``, ``queue run``). Without,
+        a power cut may bring the entry back: sent twice, never lost."""
+        if entry.removed:
+            return
         try:
-            os.rename(entry.path, gone)
+            os.unlink(entry.path)
         except FileNotFoundError:
+            entry.removed = True
             return
         except OSError as exc:
             raise CantCreateError(f"cannot remove {entry.path}: {exc.strerror or exc}",
                                   step="outbox") from exc
-        fsync_dir(self.queue_dir)
-        _rmtree(gone)
+        entry.removed = True
+        _unlink(entry.state_path)
+        if durable:
+            try:
+                fsync_dir(self.queue_dir)
+            except OSError as exc:
+                raise CantCreateError(f"cannot remove {entry.path}: {exc.strerror or exc}",
+                                      step="outbox") from exc
 
     def clean_tmp(self, now: float) -> None:
-        """Delete what dead writers left in ``tmp/``."""
-        try:
-            names = os.listdir(self.tmp_dir)
-        except FileNotFoundError:
-            return
-        for name in names:
-            path = self.tmp_dir / name
+        """Delete what dead writers left: old files in ``tmp/``, states without an entry
+        and old state temp files in ``queue/``."""
+        for folder in (self.tmp_dir, self.queue_dir):
             try:
-                old = now - path.stat().st_mtime > STALE_TMP
-            except OSError:
+                names = os.listdir(folder)
+            except FileNotFoundError:
                 continue
-            if name.endswith(".gone") or old:
-                _rmtree(path)
+            for name in names:
+                path = folder / name
+                if folder == self.queue_dir:
+                    if name.endswith(STATE_SUFFIX) and _ID.match(name[:-len(STATE_SUFFIX)]):
+                        if not os.path.exists(folder / name[:-len(STATE_SUFFIX)]):
+                            _unlink(path)
+                        continue
+                    if not (name.startswith(".") and name.endswith(".tmp")):
+                        continue
+                try:
+                    old = now - path.stat().st_mtime > STALE_TMP
+                except OSError:
+                    continue
+                if old or name.endswith(".gone"):
+                    if path.is_dir():
+                        _rmtree(path)  # left by the spool layout of version 1
+                    else:
+                        _unlink(path)

@@ -119,13 +119,13 @@ def show(app: AppContext, entry_id: str) -> None:
       mailtool queue show 1764260000.4242.9f3a
       mailtool queue show 1764260000 --json
     """
-    from mailtool.compose import MessageSource
     from mailtool.outbox import clock
 
     entry = _outbox(app).find(entry_id)
     now = clock()
-    with entry.open_message() as handle:
-        headers = MessageSource.from_file(handle).header_block.decode("utf-8", "replace")
+    source = entry.message()
+    headers = source.header_block.decode("utf-8", "replace")
+    source.close()
     headers = headers.replace("\r\n", "\n").rstrip("\n")
     if app.json:
         from mailtool.cli.render import print_json
