@@ -58,6 +58,9 @@ log = logging.getLogger("mailtool.imap")
 #: Largest body kept in memory when no sink is given (imap-show of a single part, headers).
 MAX_MEMORY_BODY = 64 * 1024 * 1024
 
+#: Literal bytes gathered before they go to the session (and a body sink) in one piece.
+LITERAL_PIECE = 128 * 1024
+
 #: RFC 2177: re-issue IDLE at least every 29 minutes.
 IDLE_MAX = 29 * 60
 
@@ -228,14 +231,24 @@ class IMAPCore:
             if remaining:
                 if self._lit_iter is None:
                     self._lit_iter = self.transport.iter_exact(remaining, CHUNK)
-                try:
-                    piece = next(self._lit_iter)
-                except StopIteration:  # pragma: no cover - sizes agree by construction
+                # TLS hands over one record (often 4-16 kB) per read: gather up to
+                # LITERAL_PIECE bytes so the session, the sink and the disk see a few big
+                # pieces instead of many small ones (the per-piece Python cost dominates).
+                want = min(remaining, LITERAL_PIECE)
+                pieces: list[bytes] = []
+                got = 0
+                while got < want:
+                    try:
+                        piece = next(self._lit_iter)
+                    except StopIteration:  # pragma: no cover - sizes agree by construction
+                        self._lit_iter = None
+                        break
+                    pieces.append(piece)
+                    got += len(piece)
+                if got == remaining:
                     self._lit_iter = None
-                    return
-                if self.session.literal_remaining == len(piece):
-                    self._lit_iter = None
-                self.session.receive_data(piece)
+                if pieces:
+                    self.session.receive_data(pieces[0] if len(pieces) == 1 else b"".join(pieces))
             else:
                 self._lit_iter = None
                 self.session.receive_data(self.transport.readline(MAX_IMAP_LINE + 2))
