@@ -26,17 +26,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 from mailtool.config import state_dir
 from mailtool.errors import (
     ConfigError,
-    LocalIOError,
     MailtoolError,
     ProtocolError,
     TempFailError,
@@ -46,10 +44,7 @@ from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.pop3.client import POP3Client
 from mailtool.protocol.replies import Reply
 from mailtool.store.atomic import read_json, write_json
-from mailtool.store.lineends import to_lf
-from mailtool.store.maildir import Maildir, MaildirBatch, begin_message
-from mailtool.store.mbox import Mbox, MboxrdQuoter, count_from_lines
-from mailtool.store.mda import run_mda
+from mailtool.store.destinations import Destination
 
 #: Messages per batch: one directory fsync and one state write per batch. Larger batches
 #: are faster; a kill -9 costs nothing either way (keys), a lost connection nothing either.
@@ -60,12 +55,7 @@ BATCH_BYTES = 32 * 1024 * 1024
 #: Slack allowed over the size LIST announced before a body is treated as runaway.
 SIZE_SLACK = 1024 * 1024
 
-#: Leftover tmp/ files of ours older than this are removed (a killed run's partial writes).
-STALE_TMP = 3600.0
-
 STATE_VERSION = 1
-
-_KEY = re.compile(r"^U[0-9a-f]{32}$")
 
 
 # --- identity and state -----------------------------------------------------------------
@@ -169,206 +159,6 @@ class UIDLState:
             entry["t"] = old["t"]
         self.messages[uidl] = entry
         self.dirty = True
-
-
-# --- destinations -----------------------------------------------------------------------
-
-
-class Destination(Protocol):
-    """Where fetched messages go. ``store`` makes one message durable (or as durable as the
-    destination allows) and returns a description; ``commit`` ends a batch."""
-
-    label: str
-    #: Largest number of stored-but-unrecorded messages allowed (1: record each one).
-    batch_limit: int
-
-    def begin(self, state: UIDLState) -> None: ...
-    def known_keys(self) -> set[str]: ...
-    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str: ...
-    def commit(self) -> None: ...
-    def end(self) -> None: ...
-
-
-class MaildirDestination:
-    """Maildir: each message written to tmp/; per batch, every file fsynced (one syncfs),
-    then renamed into new/, then the directory fsynced (``store.maildir.MaildirBatch``)."""
-
-    batch_limit = BATCH_MESSAGES
-
-    def __init__(self, path: Path | str) -> None:
-        self.maildir = Maildir(path)
-        self.label = f"maildir:{self.maildir.path}"
-        self.batch = MaildirBatch(self.maildir)
-
-    def begin(self, state: UIDLState) -> None:
-        now = time.time()
-        tmp = self.maildir.path / "tmp"
-        for entry in os.scandir(tmp):
-            parts = entry.name.split(".")
-            if len(parts) >= 3 and _KEY.match(parts[1]):
-                try:
-                    if now - entry.stat().st_mtime > STALE_TMP:
-                        os.unlink(entry.path)
-                except OSError:
-                    pass
-
-    def known_keys(self) -> set[str]:
-        keys: set[str] = set()
-        for sub in ("new", "cur"):
-            for entry in os.scandir(self.maildir.path / sub):
-                parts = entry.name.split(".", 2)
-                if len(parts) >= 2 and _KEY.match(parts[1]):
-                    keys.add(parts[1])
-        return keys
-
-    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
-        pending = begin_message(self.maildir, key=key)
-        try:
-            for chunk in to_lf(chunks):
-                pending.write(chunk)
-        except BaseException:
-            pending.abort()  # a lost connection mid-body: nothing half-stored
-            raise
-        self.batch.add(pending)
-        return str(self.maildir.path / "new" / pending.name)
-
-    def commit(self) -> None:
-        """fsync the batch's files, move them into ``new/``, fsync the directory."""
-        self.batch.commit()
-
-    def abort(self) -> None:
-        self.batch.abort()
-
-    def end(self) -> None:
-        self.commit()
-
-
-class MboxDestination:
-    """mbox (mboxrd), locked for the whole run; each append fsynced."""
-
-    batch_limit = 1
-
-    def __init__(self, path: Path | str) -> None:
-        self.mbox = Mbox(path)
-        self.label = f"mbox:{self.mbox.path}"
-        self._ctx: Any = None
-        self._state: UIDLState | None = None
-
-    def begin(self, state: UIDLState) -> None:
-        self._ctx = self.mbox.locked()
-        self._ctx.__enter__()
-        self._state = state
-        pending = state.pending
-        if pending and pending.get("mbox") == str(self.mbox.path.resolve()):
-            self._recover(state, pending)
-        state.pending = None
-
-    def _recover(self, state: UIDLState, pending: dict[str, Any]) -> None:
-        offset = int(pending.get("offset", -1))
-        uidl = pending.get("uidl")
-        size = self.mbox.size()
-        if offset < 0 or size <= offset:
-            return  # nothing was written
-        starts, count = count_from_lines(self.mbox.path, offset)
-        if starts and count == 1:
-            # Our unrecorded append (complete or not) is the last thing in the file.
-            self.mbox.truncate(offset)
-        elif starts and count > 1 and isinstance(uidl, str):
-            # Someone appended after it, so ours was complete: keep it, record it.
-            state.record(uidl)
-
-    def known_keys(self) -> set[str]:
-        return set()
-
-    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
-        assert self._state is not None
-        if uidl is not None:
-            self._state.pending = {
-                "mbox": str(self.mbox.path.resolve()),
-                "offset": self.mbox.size(),
-                "uidl": uidl,
-            }
-            self._state.save()
-        offset = self.mbox.append(to_lf(chunks))
-        return f"{self.mbox.path}@{offset}"
-
-    def commit(self) -> None:
-        if self._state is not None:
-            self._state.pending = None
-
-    def end(self) -> None:
-        if self._ctx is not None:
-            ctx, self._ctx = self._ctx, None
-            ctx.__exit__(None, None, None)
-
-
-class MDADestination:
-    """An MDA command per message; only exit 0 counts as delivered."""
-
-    batch_limit = 1
-
-    def __init__(self, command: str) -> None:
-        from mailtool.store.mda import split_command
-
-        self.argv = split_command(command)
-        self.label = f"mda:{self.argv[0]}"
-
-    def begin(self, state: UIDLState) -> None:
-        return None
-
-    def known_keys(self) -> set[str]:
-        return set()
-
-    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
-        run_mda(self.argv, to_lf(chunks), env={"MAILTOOL_UIDL": uidl or ""})
-        return self.label
-
-    def commit(self) -> None:
-        return None
-
-    def end(self) -> None:
-        return None
-
-
-class StdoutDestination:
-    """Standard output: one message as is, or an mboxrd stream when ``as_mbox``."""
-
-    batch_limit = 1
-
-    def __init__(self, stream: IO[bytes] | None = None, *, as_mbox: bool = True) -> None:
-        self.stream = stream or sys.stdout.buffer
-        self.as_mbox = as_mbox
-        self.label = "stdout"
-
-    def begin(self, state: UIDLState) -> None:
-        return None
-
-    def known_keys(self) -> set[str]:
-        return set()
-
-    def store(self, chunks: Iterable[bytes], *, key: str | None, uidl: str | None) -> str:
-        from mailtool.store.mbox import from_line
-
-        if self.as_mbox:
-            quoter = MboxrdQuoter()
-            self.stream.write(from_line())
-            for chunk in to_lf(chunks):
-                self.stream.write(quoter.feed(chunk))
-            self.stream.write(quoter.finish())
-        else:
-            for chunk in to_lf(chunks):
-                self.stream.write(chunk)
-        try:
-            self.stream.flush()
-        except BrokenPipeError as exc:
-            raise LocalIOError("standard output closed") from exc
-        return self.label
-
-    def commit(self) -> None:
-        return None
-
-    def end(self) -> None:
-        return None
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -532,6 +322,7 @@ class Fetcher:
                     + ("" if self.opts.delete else " (again next time: use --delete)")
                 )
             self._on_server = set(uids.values()) if uids else set()
+            self._clean_tmp()
             outcomes = [
                 MessageOutcome(n, uids.get(n) if uids else None, sizes[n]) for n in sorted(sizes)
             ]
@@ -578,6 +369,24 @@ class Fetcher:
             codes.append(ExitCode.TEMPFAIL)
         res.exit_code = worst(*codes)
         return res
+
+    def _clean_tmp(self) -> None:
+        """Remove a killed run's partial files from the destination's ``tmp/``.
+
+        We hold this account's lock, so no run of it is in progress: a partial file whose
+        key is one of this account's messages on the server is a leftover and goes now.
+        Keys of other accounts (or of messages no longer listed) cannot be attributed: the
+        destination removes those only when old (``destinations.STALE_TMP``).
+        """
+        clean = getattr(self.dest, "clean_tmp", None)
+        leftovers = getattr(self.dest, "tmp_leftovers", None)
+        if clean is None or leftovers is None:
+            return
+        found = leftovers()
+        if not found:
+            return  # the usual case: nothing to hash
+        ours = {message_key(self.host, self.user, u) for u in self._on_server}
+        clean(ours)
 
     def _select(self, outcomes: list[MessageOutcome]) -> list[MessageOutcome]:
         """Decide what to fetch; recognise messages a killed run stored but did not record."""
@@ -673,7 +482,7 @@ class Fetcher:
                     m = by_number[num]
                     key = (
                         message_key(self.host, self.user, m.uidl)
-                        if m.uidl is not None and isinstance(self.dest, MaildirDestination)
+                        if m.uidl is not None and self.dest.uses_keys
                         else None
                     )
                     try:

@@ -190,3 +190,34 @@ def test_second_run_is_locked_out(tmp_path: Path) -> None:
         assert "another pop-fetch" in r.stderr
     finally:
         os.close(fd)
+
+
+def test_killed_runs_partial_files_in_tmp_are_cleaned(tmp_path: Path) -> None:
+    """A kill -9 mid-RETR leaves ``tmp/<time>.U<key>.<host>``; the next run of the same
+    account (it holds the account's lock) removes its own at once. A fresh partial file of
+    another account sharing the Maildir is kept (it may be that run's message in
+    progress); an old one goes; files of other programs are never touched."""
+    import os
+    import time
+
+    from mailtool.retrieve import message_key
+
+    md = tmp_path / "md"
+    for sub in ("tmp", "new", "cur"):
+        (md / sub).mkdir(parents=True)
+    ours = md / "tmp" / f"1700000000.{message_key('127.0.0.1', 'ann', 'u-2')}.host"
+    ours.write_bytes(b"Subject: two\n\nhalf")
+    other = md / "tmp" / f"1700000000.{message_key('127.0.0.1', 'bob', 'u-2')}.host"
+    other.write_bytes(b"in progress")
+    old_other = md / "tmp" / f"1600000000.{message_key('other.test', 'bob', 'x')}.host"
+    old_other.write_bytes(b"stale")
+    stamp = time.time() - 2 * 3600
+    os.utime(old_other, (stamp, stamp))
+    foreign = md / "tmp" / "1700000000.M1P2Q3.host"
+    foreign.write_bytes(b"another program's")
+    mail = drop()
+    with ScriptedServer(mail.handler) as srv:
+        fetch(srv, "--maildir", str(md))
+        srv.check()
+    assert sorted(p.name for p in (md / "tmp").iterdir()) == sorted([other.name, foreign.name])
+    assert maildir_bytes(md) == sorted(MSGS.values())

@@ -34,8 +34,8 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
     "pop-fetch",
     epilog="""\b
 Examples:
-  mailtool pop-fetch --account home --maildir ~/Mail/inbox        # keep mail on the server
-  mailtool pop-fetch --account home --mbox ~/mbox --delete        # from cron
+  mailtool pop-fetch --account home --maildir ~/Mail/inbox    # keep on server
+  mailtool pop-fetch --account home --mbox ~/mbox --delete    # from cron
   mailtool pop-fetch --host pop.example.org --user ann --mda 'procmail -d ann'
   mailtool pop-fetch --account home --stdout --limit 1 --all | less
 
@@ -141,7 +141,7 @@ def _destination(
 ) -> Any:
     from pathlib import Path
 
-    from mailtool.retrieve import (
+    from mailtool.store.destinations import (
         MaildirDestination,
         MboxDestination,
         MDADestination,
