@@ -62,6 +62,9 @@ def command(
     raw: str | None,
 ) -> int:
     """List IMAP folders (with roles and counts), or a folder's messages, newest first."""
+    import gc
+
+    gc.disable()  # short-lived: objects die by reference count; skip the collector's passes
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
     from mailtool.imap_view import search_criteria
