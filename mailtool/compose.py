@@ -251,6 +251,9 @@ def split_fields(head: bytes, *, drop: Sequence[str]) -> tuple[bytes, list[tuple
 
     Works on raw bytes: kept fields, folding and order are not touched.
     """
+    lower = head.lower()
+    if not any(name.encode("latin-1") in lower for name in drop):
+        return head, []  # none of those names anywhere: nothing to split (the usual case)
     kept = bytearray()
     removed: list[tuple[str, str]] = []
     dropping = False
@@ -278,20 +281,47 @@ def _text(raw: bytes) -> str:
 
 def parse_addresses(values: Iterable[str]) -> list[tuple[str, str]]:
     """``"Ann <a@x>, b@y"`` (many values, comma lists) -> [(display name, addr-spec)]."""
+    values = list(values)
+    simple = [_simple_address(v) for v in values]
+    if all(simple):
+        return [p for p in simple if p]  # the common forms, without the email package
     from email.utils import getaddresses
 
     pairs = []
-    for name, addr in getaddresses(list(values)):
+    for name, addr in getaddresses(values):
         if addr:
             pairs.append((name, addr))
     return pairs
 
 
+_SIMPLE_ADDRESS = None
+
+
+def _simple_address(value: str) -> tuple[str, str] | None:
+    """``a@b.example`` or ``Ann Example <a@b.example>`` (plain words, dot-atom address):
+    what ``email.utils.getaddresses`` gives for them; None for anything else (which goes
+    to the email package)."""
+    global _SIMPLE_ADDRESS
+    if _SIMPLE_ADDRESS is None:
+        import re
+
+        atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+        addr = rf"{atom}(?:\.{atom})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+        _SIMPLE_ADDRESS = re.compile(
+            rf"[ \t]*(?:({addr})|((?:[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)*)?) ?<({addr})>)[ \t]*")
+    match = _SIMPLE_ADDRESS.fullmatch(value)
+    if match is None:
+        return None
+    if match.group(1):
+        return "", match.group(1)
+    return match.group(2) or "", match.group(3)
+
+
 def header_recipients(source: MessageSource) -> list[str]:
     """Addresses of To, Cc and Bcc (sendmail ``-t``), in order, without duplicates."""
-    values: list[str] = []
-    for name in ("to", "cc", "bcc"):
-        values.extend(source.header_values(name))
+    _kept, found = split_fields(source.header_block, drop=("to", "cc", "bcc"))
+    values = [value for want in ("to", "cc", "bcc")
+              for name, value in found if name.lower() == want]
     return unique([addr for _n, addr in parse_addresses(values)])
 
 

@@ -41,7 +41,7 @@ from mailtool.errors import (
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.replies import Reply, exit_code_for
 from mailtool.protocol.sasl import Credentials
-from mailtool.protocol.smtp.client import SMTPClient, Timeouts
+from mailtool.protocol.smtp.client import SMTPClient, Timeouts, TransactionResult
 from mailtool.protocol.smtp.session import mail_parameters, rcpt_parameters
 from mailtool.protocol.tls import TLSMode, TLSSettings
 from mailtool.protocol.transcript import Transcript
@@ -135,6 +135,9 @@ class DeliveryResult:
 
 #: Called with the outcomes of one transaction as soon as they are known.
 OutcomeHook = Callable[[list["RecipientOutcome"]], None]
+ResultHook = Callable[["DeliveryResult"], None]
+#: ``_transaction`` / ``_deliver_route``: the final reply comes later (``on_result``).
+_LATER: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -305,10 +308,39 @@ class Deliverer:
         in (before QUIT or the next transaction), and those of routes that failed without
         one; it may raise to stop the delivery (the caller could not record them).
         """
+        result = self._deliver(envelope, source, routes, on_outcomes, None)
+        assert result is not None
+        return result
+
+    def deliver_later(self, envelope: Envelope, source: MessageSource,
+                      on_result: ResultHook) -> None:
+        """``deliver`` for many messages in a row (``send --batch``): the result goes to
+        ``on_result``, maybe later. On a single relay that pipelines, the end of this
+        message's data goes out with the next message's commands (RFC 2920 section 3.1:
+        content may start a group) and its final reply is read with theirs, or at
+        ``close()`` (with QUIT). Results come in the order of the messages."""
+        self._deliver(envelope, source, None, None, on_result)
+
+    def _deliver(self, envelope: Envelope, source: MessageSource, routes: list[Route] | None,
+                 on_outcomes: OutcomeHook | None, on_result: ResultHook | None
+                 ) -> DeliveryResult | None:
         result = DeliveryResult(sender=envelope.sender, size=source.size)
         if routes is None:
             routes = self.plan(envelope.recipients)
         result.routes = [r.to_json() for r in routes]
+        if (on_result is not None and on_outcomes is None and len(routes) == 1
+                and routes[0].failure is None and len(routes[0].targets) == 1):
+            order = envelope.recipients
+
+            def later(outs: list[RecipientOutcome]) -> None:
+                got = {o.recipient: o for o in outs}
+                result.outcomes = [got[r] for r in order if r in got]
+                on_result(result)
+
+            outs = self._deliver_route(routes[0], envelope, source, on_later=later)
+            if outs is not _LATER:
+                later(outs)
+            return None
         outcomes: dict[str, RecipientOutcome] = {}
         for route in routes:
             if route.failure is not None:
@@ -321,10 +353,14 @@ class Deliverer:
             for out in self._deliver_route(route, envelope, source, on_outcomes):
                 outcomes[out.recipient] = out
         result.outcomes = [outcomes[r] for r in envelope.recipients if r in outcomes]
+        if on_result is not None:
+            on_result(result)
+            return None
         return result
 
     def _deliver_route(self, route: Route, envelope: Envelope, source: MessageSource,
-                       on_outcomes: OutcomeHook | None = None) -> list[RecipientOutcome]:
+                       on_outcomes: OutcomeHook | None = None,
+                       on_later: OutcomeHook | None = None) -> list[RecipientOutcome]:
         remaining = list(route.recipients)
         done: list[RecipientOutcome] = []
         last: RecipientOutcome | None = None
@@ -333,7 +369,10 @@ class Deliverer:
             more = index + 1 < len(route.targets)
             label = f"{target.host}:{target.port}" if target.smarthost else target.host
             try:
-                outcomes = self._attempt(target, envelope, source, remaining)
+                outcomes = self._attempt(target, envelope, source, remaining,
+                                         on_later=None if more else on_later)
+                if outcomes is _LATER:
+                    return outcomes
             except (TransportError, TransportTimeoutError) as err:
                 # Connection failure, timeout, lost connection: next host.
                 last = RecipientOutcome.from_error("", err, label)
@@ -411,13 +450,15 @@ class Deliverer:
         return client
 
     def _attempt(self, target: Target, envelope: Envelope, source: MessageSource,
-                 recipients: list[str]) -> list[RecipientOutcome] | None:
-        """One host: a list of outcomes, or None when the host said "later" to MAIL."""
+                 recipients: list[str], on_later: OutcomeHook | None = None
+                 ) -> list[RecipientOutcome] | None:
+        """One host: a list of outcomes, or None when the host said "later" to MAIL (or
+        ``_LATER``: they go to ``on_later`` once the final reply is in)."""
         label = f"{target.host}:{target.port}" if target.smarthost else target.host
         reused = target.key in self._clients
         client = self._client(target)
         try:
-            return self._transaction(client, label, envelope, source, recipients)
+            return self._transaction(client, label, envelope, source, recipients, on_later)
         except (TransportError, TransportTimeoutError):
             self._drop(target)
             if not reused:
@@ -425,14 +466,14 @@ class Deliverer:
         # A kept connection went stale (server timeout, 421): one fresh try.
         client = self._client(target)
         try:
-            return self._transaction(client, label, envelope, source, recipients)
+            return self._transaction(client, label, envelope, source, recipients, on_later)
         except (TransportError, TransportTimeoutError):
             self._drop(target)
             raise
 
     def _transaction(self, client: SMTPClient, label: str, envelope: Envelope,
-                     source: MessageSource, recipients: list[str]
-                     ) -> list[RecipientOutcome] | None:
+                     source: MessageSource, recipients: list[str],
+                     on_later: OutcomeHook | None = None) -> list[RecipientOutcome] | None:
         opts = self.options
         caps = client.capabilities
         smtputf8 = envelope.needs_smtputf8() or source.utf8_headers
@@ -453,10 +494,18 @@ class Deliverer:
             envid=opts.envid if caps.dsn else None,
         )
         rparams = rcpt_parameters(notify=opts.notify) if caps.dsn else []
+        on_final = None
+        if on_later is not None:
+            def on_final(tr: TransactionResult, error: MailtoolError | None) -> None:
+                on_later(_outcomes(tr, recipients, label, error))
+
         result = client.send_message(
             envelope.sender, recipients, source.chunks(), mail_params=params,
             rcpt_params=rparams, size_hint=source.size, use_chunking=opts.use_chunking,
+            on_final=on_final,
         )
+        if result.final_pending:
+            return _LATER
         if not result.mail.is_positive:
             if result.mail.is_transient:
                 self._last_mail_reply = RecipientOutcome.from_reply("", result.mail,
@@ -464,23 +513,7 @@ class Deliverer:
                 return None
             return [RecipientOutcome.from_reply(r, result.mail, "MAIL FROM", label)
                     for r in recipients]
-        outcomes = []
-        replies = dict(result.rcpt)
-        for rcpt in recipients:
-            reply = replies.get(rcpt)
-            if reply is None:  # the server stopped answering RCPTs (421)
-                outcomes.append(RecipientOutcome(rcpt, DEFERRED, "RCPT TO", text="not tried",
-                                                 host=label, exit_code=int(ExitCode.TEMPFAIL)))
-            elif not reply.is_positive:
-                outcomes.append(RecipientOutcome.from_reply(rcpt, reply, "RCPT TO", label))
-            elif result.data is None:
-                outcomes.append(RecipientOutcome(rcpt, DEFERRED, result.data_step,
-                                                 text="no data reply", host=label,
-                                                 exit_code=int(ExitCode.TEMPFAIL)))
-            else:
-                outcomes.append(RecipientOutcome.from_reply(rcpt, result.data, result.data_step,
-                                                            label))
-        return outcomes
+        return _outcomes(result, recipients, label)
 
     def _drop(self, target: Target) -> None:
         client = self._clients.pop(target.key, None)
@@ -498,6 +531,31 @@ class Deliverer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _outcomes(result: TransactionResult, recipients: list[str], label: str,
+              error: MailtoolError | None = None) -> list[RecipientOutcome]:
+    """Each recipient's outcome of a transaction whose MAIL was accepted; ``error``: the
+    connection failed before the final reply."""
+    outcomes = []
+    replies = dict(result.rcpt)
+    for rcpt in recipients:
+        reply = replies.get(rcpt)
+        if reply is None:  # the server stopped answering RCPTs (421)
+            outcomes.append(RecipientOutcome(rcpt, DEFERRED, "RCPT TO", text="not tried",
+                                             host=label, exit_code=int(ExitCode.TEMPFAIL)))
+        elif not reply.is_positive:
+            outcomes.append(RecipientOutcome.from_reply(rcpt, reply, "RCPT TO", label))
+        elif error is not None:
+            outcomes.append(RecipientOutcome.from_error(rcpt, error, label))
+        elif result.data is None:
+            outcomes.append(RecipientOutcome(rcpt, DEFERRED, result.data_step,
+                                             text="no data reply", host=label,
+                                             exit_code=int(ExitCode.TEMPFAIL)))
+        else:
+            outcomes.append(RecipientOutcome.from_reply(rcpt, result.data, result.data_step,
+                                                        label))
+    return outcomes
 
 
 def _copy(out: RecipientOutcome, recipient: str) -> RecipientOutcome:

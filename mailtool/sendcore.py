@@ -5,6 +5,7 @@ start fast; heavy modules (``email``, dnspython) are imported only when a reques
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -393,18 +394,24 @@ def _run_batch(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[s
                 routes = deliverer.plan(envelope.recipients)
                 _print_dry_run(req, envelope, source, routes, stdout)
                 continue
-            result = deliverer.deliver(envelope, source)
-            result.message_id = message_id
-            codes.append(int(result.exit_code))
-            _batch_line(req, index, result, stdout)
-            if req.verbose or not result.ok:
-                from mailtool.delivery import format_outcomes
-
-                for line in format_outcomes(result):
-                    stderr.write(f"{req.prog}: message {index}: {line}\n")
+            deliverer.deliver_later(envelope, source, functools.partial(
+                _batch_result, req, index, message_id, codes, stdout, stderr))
+        # Leaving the block sends QUIT behind the last message's data: its result comes.
     if count == 0:
         raise UsageError("--batch: no messages in the input")
     return int(worst(*codes))
+
+
+def _batch_result(req: SendRequest, index: int, message_id: str | None, codes: list[int],
+                  stdout: IO[str], stderr: IO[str], result: Any) -> None:
+    result.message_id = message_id
+    codes.append(int(result.exit_code))
+    _batch_line(req, index, result, stdout)
+    if req.verbose or not result.ok:
+        from mailtool.delivery import format_outcomes
+
+        for line in format_outcomes(result):
+            stderr.write(f"{req.prog}: message {index}: {line}\n")
 
 
 def _batch_line(req: SendRequest, index: int, result: Any, stdout: IO[str],

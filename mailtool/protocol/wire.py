@@ -29,6 +29,8 @@ def guard_argument(value: str, what: str = "argument") -> str:
     Raises:
         DataError: ``value`` contains a control character (header/command injection).
     """
+    if value.isprintable():
+        return value  # no control character at all (the usual case, checked in C)
     for ch in value:
         if ord(ch) in _FORBIDDEN:
             raise DataError(f"{what} contains a control character ({ord(ch):#04x}); refused")

@@ -263,3 +263,71 @@ def test_sendmail_entry_point_and_batch() -> None:
     assert count["msgs"] == 6
     assert srv.connection_count == 2  # one connection for the whole batch
     assert len(r.stdout.splitlines()) == 5 and all("\tok\t" in x for x in r.stdout.splitlines())
+
+
+def _batch(n: int) -> bytes:
+    return b"".join(b"From a@src.test Thu Jan  1 00:00:00 2026\n"
+                    + MSG.replace(b"\r", b"").replace(b"Subject: t", f"Subject: m{i}".encode())
+                    + b"\n" for i in range(1, n + 1))
+
+
+def _transaction(c: Conn) -> bytes:
+    c.expect(b"MAIL FROM:<a@src.test>")
+    c.expect(b"RCPT TO:<x@dst.test>")
+    c.expect(b"DATA")
+    c.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n")
+    return c.read_data()
+
+
+def test_batch_pipelines_the_next_message_behind_the_final_dot() -> None:
+    """RFC 2920 3.1: the next MAIL/RCPT/DATA follow a message's data before its reply; a
+    451 to one message's data defers that message only."""
+
+    def handler(c: Conn) -> None:
+        greet(c)
+        data = [_transaction(c)]
+        for _ in range(2):
+            # The next transaction arrives before we answer the previous final dot.
+            c.expect(b"MAIL FROM:<a@src.test>")
+            c.expect(b"RCPT TO:<x@dst.test>")
+            c.expect(b"DATA")
+            c.send(b"250 2.0.0 queued\r\n" if len(data) != 2 else b"451 4.3.0 disk full\r\n")
+            c.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n")
+            data.append(c.read_data())
+        assert [b"Subject: m%d" % i in d for i, d in enumerate(data, 1)] == [True] * 3
+        c.expect(b"QUIT")
+        c.send(b"250 2.0.0 queued\r\n221 bye\r\n")
+
+    with ScriptedServer(handler) as srv:
+        r = run_cli("send", *relay(srv), "--batch", "--json", input=_batch(3), expect=75)
+    srv.check()
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["index"] for d in docs] == [1, 2, 3]
+    states = [d["recipients"][0]["status"] for d in docs]
+    assert states == ["accepted", "deferred", "accepted"]
+    assert docs[1]["recipients"][0]["code"] == 451
+
+
+def test_batch_connection_lost_before_a_final_reply() -> None:
+    """The server vanishes after a message's data (no reply): that message is deferred
+    (sent, fate unknown: never reported delivered); the next goes on a new connection."""
+
+    def handler(c: Conn) -> None:
+        greet(c)
+        if srv.connection_count == 1:
+            _transaction(c)
+            c.expect(b"MAIL FROM")
+            c.reset()
+            return
+        _transaction(c)
+        c.send(b"250 2.0.0 queued\r\n")
+        c.expect(b"QUIT")
+        c.send(b"221 bye\r\n")
+
+    with ScriptedServer(handler) as srv:
+        r = run_cli("send", *relay(srv), "--batch", "--json", input=_batch(2), expect=75)
+    srv.check()
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["recipients"][0]["status"] for d in docs] == ["deferred", "accepted"]
+    assert docs[0]["recipients"][0]["step"] == "end of DATA"
+    assert srv.connection_count == 2

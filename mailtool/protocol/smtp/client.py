@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from mailtool.errors import (
     AuthError,
+    ConnectionLostError,
     MailtoolError,
     ProtocolError,
     TempFailError,
@@ -118,6 +119,7 @@ class TransactionResult:
     rcpt: list[tuple[str, Reply]] = field(default_factory=list)
     data: Reply | None = None
     data_step: str = "DATA"
+    final_pending: bool = False  # the final reply comes later (send_message(on_final=))
 
     @property
     def accepted(self) -> list[str]:
@@ -163,6 +165,13 @@ class SMTPClient:
         self.session = SMTPSession()
         self.greeting: Reply | None = None
         self.helo_fallback = False
+        # Pipelining across messages (RFC 2920 section 3.1: the content of one message may
+        # start a group, followed by the next MAIL/RCPT/DATA): the last write of a
+        # transaction held back to go out with the next commands, and who waits for its
+        # final reply.
+        self._held = b""
+        self._held_log: bytes | None = None
+        self._final: Callable[[Reply | None, MailtoolError | None], None] | None = None
 
     # --- opening --------------------------------------------------------------------
 
@@ -231,14 +240,42 @@ class SMTPClient:
     # --- low level ------------------------------------------------------------------
 
     def _send(self, data: bytes, *, log_as: bytes | None = None) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            log_as = (self._held_log or b"") + (data if log_as is None else log_as)
+            data = held + data
         try:
             self.transport.send(data, log_as=log_as)
         except BaseException:
             self.session.closed()
             raise
 
+    @property
+    def final_pending(self) -> bool:
+        """A transaction's final reply is still to be read (``send_message(on_final=)``)."""
+        return self._final is not None
+
+    def finish(self) -> None:
+        """Send what is held back and read the pending final reply, if any."""
+        if self._held:
+            self._send(b"")
+        if self._final is not None:
+            self._resolve_final()
+
+    def _resolve_final(self) -> None:
+        done, self._final = self._final, None
+        assert done is not None
+        try:
+            reply = self._read(self.timeouts.final_dot).reply
+        except MailtoolError as exc:
+            done(None, exc)
+            raise
+        done(reply, None)
+
     def _read(self, timeout: float) -> ReplyEvent:
         """Read lines until one reply is complete; return it with its command."""
+        if self._final is not None:
+            self._resolve_final()  # it comes first: the replies arrive in order
         if self.transport.timeout != timeout:
             self.transport.set_timeout(timeout)
         try:
@@ -415,11 +452,18 @@ class SMTPClient:
         rcpt_params: Sequence[str] = (),
         size_hint: int | None = None,
         use_chunking: bool = True,
+        on_final: Callable[[TransactionResult, MailtoolError | None], None] | None = None,
     ) -> TransactionResult:
         """One whole transaction: MAIL, RCPT..., then DATA or BDAT with ``content``.
 
         ``content`` is the message in chunks (any line ends; made CRLF here). When every
         recipient is refused, no content is sent and the transaction is reset.
+
+        With ``on_final`` (and PIPELINING, DATA), the end of the content is held back and
+        goes out with the next command (the next message's MAIL, or QUIT, or ``finish()``),
+        and the final reply is read then: ``on_final(result, None)`` gets the result with
+        ``data`` set, or ``on_final(result, error)`` when the connection failed first. The
+        returned result then has ``final_pending`` set. Without it, nothing changes.
 
         Raises:
             TransportError, TransportTimeoutError: the connection failed (mid-data too).
@@ -428,10 +472,13 @@ class SMTPClient:
         if chunking:
             return self._send_bdat(sender, recipients, content, mail_params, rcpt_params,
                                    size_hint)
-        return self._send_data(sender, recipients, content, mail_params, rcpt_params)
+        return self._send_data(sender, recipients, content, mail_params, rcpt_params,
+                               on_final if self.capabilities.pipelining else None)
 
     def _send_data(self, sender: str, recipients: Sequence[str], content: Iterable[bytes],
-                   mail_params: Sequence[str], rcpt_params: Sequence[str]) -> TransactionResult:
+                   mail_params: Sequence[str], rcpt_params: Sequence[str],
+                   on_final: Callable[[TransactionResult, MailtoolError | None], None]
+                   | None = None) -> TransactionResult:
         pipelining = self.capabilities.pipelining
         result = self.mail_rcpt(
             sender, recipients, mail_params=mail_params, rcpt_params=rcpt_params,
@@ -462,12 +509,23 @@ class SMTPClient:
             self._read(self.timeouts.final_dot)
             return result
         self.session.expect_reply("DOT")
+        result.data_step = "end of DATA"
+        if on_final is not None:
+            self._stream_dotted(content, hold=True)
+
+            def done(reply: Reply | None, error: MailtoolError | None) -> None:
+                result.final_pending = False
+                result.data = reply
+                on_final(result, error)
+
+            result.final_pending = True
+            self._final = done
+            return result
         self._stream_dotted(content)
         result.data = self._read(self.timeouts.final_dot).reply
-        result.data_step = "end of DATA"
         return result
 
-    def _stream_dotted(self, content: Iterable[bytes]) -> None:
+    def _stream_dotted(self, content: Iterable[bytes], *, hold: bool = False) -> None:
         self.transport.set_timeout(self.timeouts.data_block)
         stuffer = DotStuffer()
         pending = bytearray()
@@ -480,6 +538,11 @@ class SMTPClient:
                 pending.clear()
         pending += stuffer.finish()
         total += len(pending)
+        if hold:
+            self._held = bytes(pending)
+            self._held_log = (bytes(pending) if self.log_body else
+                              f"<message data: {total} octets>\r\n.\r\n".encode())
+            return
         self._send_body(bytes(pending), final=True, total=total)
 
     def _send_body(self, data: bytes, *, final: bool = False, total: int = 0) -> None:
@@ -580,6 +643,11 @@ class SMTPClient:
     def close(self) -> None:
         self.session.closed()
         self.transport.close()
+        self._held = b""
+        if self._final is not None:
+            done, self._final = self._final, None
+            done(None, ConnectionLostError("connection closed before the reply to the "
+                                           "end of the data", step="end of DATA"))
 
     def __enter__(self) -> SMTPClient:
         return self

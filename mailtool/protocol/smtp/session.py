@@ -256,7 +256,10 @@ class SMTPSession:
                 self.state = SMTPState.DATA
             else:
                 self.state = SMTPState.READY
-        elif verb in ("DOT", "RSET") or (verb == "BDAT" and ("LAST" in command or not ok)):
+        elif verb == "DOT":
+            if self.state is SMTPState.DATA:  # not when the next MAIL went out before it
+                self.state = SMTPState.READY
+        elif verb == "RSET" or (verb == "BDAT" and ("LAST" in command or not ok)):
             self.state = SMTPState.READY
         elif verb == "QUIT":
             self.state = SMTPState.CLOSED
