@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Sample, measure, report, tool
+from bench.common import Sample, measure, report, time_command, tool
 
 MESSAGES = int(os.environ.get("MAILTOOL_BENCH_MESSAGES", "2000"))
 BIG_MB = int(os.environ.get("MAILTOOL_BENCH_BIG_MB", "100"))
@@ -117,23 +117,13 @@ def _maildir(path: Path) -> None:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Run one command; (wall seconds, peak RSS in KiB of that child alone, via wait4)."""
-    import subprocess
-    import time
+    """Run one command; (wall seconds, peak RSS in KiB of that command alone).
 
-    full = {**os.environ, **env}
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=full, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err.decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    Through ``bench.common.time_command``: the peak RSS is read by a fresh wrapper process
+    (a child's ``ru_maxrss`` seen from this process would count our own pages, which the
+    forked child starts with), and the time is the command's own, without the wrapper's.
+    """
+    return time_command(argv, env=env, check=True)
 
 
 def _fetch_delete(peers: Peers, make: Callable[[], list[bytes]], label: str,
@@ -229,6 +219,11 @@ def main() -> None:
             _report(f"fetch+delete {MESSAGES} messages ({total:.1f} MB), median of {RUNS}",
                     samples, base_label)
         keep = _each(tools, lambda label, build: _keep_rerun(peers, msgs, label, build))
+        # The floor under mailtool's rerun: starting the CLI and importing what pop-fetch
+        # needs (click, config, TLS...), with no connection at all.
+        keep.append(measure("mailtool pop-fetch --help (start-up)",
+                            [tool("mailtool") or "mailtool", "pop-fetch", "--help"],
+                            runs=max(RUNS, 5), warmup=1))
         _report(f"keep-mode rerun, nothing new ({MESSAGES} on the server)", keep,
                 "fetchmail (mda cat)")
         big = _each(tools, lambda label, build: _fetch_delete(peers, lambda: [_big(BIG_MB)], label, build))

@@ -101,6 +101,7 @@ class Transport:
         self.closed = False
         self._received_any = False
         self.discarded_before_tls = 0
+        self._burst: bytearray | None = None  # read_burst's reusable receive buffer
         sock.settimeout(timeout)
         if peer is None:
             # The server may already have reset the connection: its address is still known
@@ -361,6 +362,42 @@ class Transport:
         data = bytes(self._buf[self._pos : self._pos + take])
         self._pos += take
         return data
+
+    def read_burst(self, limit: int = CHUNK) -> bytes:
+        """Like ``read_available``, then also whatever else has already arrived (up to
+        ``limit`` bytes in all) without waiting for more.
+
+        For bulk transfers (a POP3 message stream): a TLS server sends records of a few
+        kB, and handing them to the caller one by one costs a Python round per record. The
+        extra reads go into one reusable buffer (``recv_into``), so a burst allocates only
+        the bytes it returns. Errors are those of ``read_available``.
+        """
+        first = self.read_available(limit)
+        if self._inflate is not None or len(first) >= limit:
+            return first
+        parts = [first]
+        total = len(first)
+        if self._burst is None:
+            self._burst = bytearray(CHUNK)
+        view = memoryview(self._burst)
+        sock = self._sock
+        sock.settimeout(0.0)
+        try:
+            while total < limit:
+                try:
+                    count = sock.recv_into(view, min(limit - total, len(view)))
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    break
+                except OSError:
+                    break  # reported by the next blocking read, with its usual message
+                if not count:
+                    break  # end of stream: the next read reports it
+                parts.append(bytes(view[:count]))
+                total += count
+        finally:
+            view.release()
+            sock.settimeout(self._timeout)
+        return b"".join(parts) if len(parts) > 1 else first
 
     @property
     def buffered(self) -> int:

@@ -11,7 +11,7 @@ from mailtool.retrieve import UIDLState, state_path
 from tests.faults.server import Conn, ScriptedServer
 from tests.helpers import Result, run_cli
 from tests.pop3.conftest import maildir_bytes, maildir_files
-from tests.pop3.fakepop import FakeMaildrop
+from tests.pop3.fakepop import FakeMaildrop, Hook
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -137,8 +137,12 @@ def test_endless_greeting_line() -> None:
     assert "longer than" in r.stderr
 
 
-def test_no_uidl_refuses_keep_mode_and_works_with_delete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_no_uidl_refuses_keep_mode_and_works_with_delete(tmp_path: Path, pipelining: bool
+                                                         ) -> None:
     mail = drop()
+    if pipelining:  # LIST and UIDL then go out in one write
+        mail.caps.append("PIPELINING")
     mail.hooks["UIDL"] = lambda c, a: (c.send(b"-ERR not implemented\r\n"), True)[1]
     md = tmp_path / "md"
     with ScriptedServer(mail.handler) as srv:
@@ -221,3 +225,30 @@ def test_killed_runs_partial_files_in_tmp_are_cleaned(tmp_path: Path) -> None:
         srv.check()
     assert sorted(p.name for p in (md / "tmp").iterdir()) == sorted([other.name, foreign.name])
     assert maildir_bytes(md) == sorted(MSGS.values())
+
+
+def test_listing_and_commands_are_pipelined_when_offered(tmp_path: Path) -> None:
+    """With PIPELINING, LIST and UIDL leave in one write, as do the RETRs and the DELEs:
+    the server sees each group before it has answered the first of it."""
+    mail = drop()
+    mail.caps.append("PIPELINING")
+    seen_before_answer: list[list[str]] = []
+
+    def watch(name: str) -> Hook:
+        def hook(c: Conn, args: list[str]) -> bool:
+            # commands already received (one write arrives in one piece on loopback)
+            queued = [x for x in c.buf.decode().split("\r\n") if x]
+            seen_before_answer.append([name, *args, "|", *queued])
+            return False
+        return hook
+
+    for name in ("LIST", "RETR", "DELE"):
+        mail.hooks[name] = watch(name)
+    with ScriptedServer(mail.handler) as srv:
+        fetch(srv, "--maildir", str(tmp_path / "md"), "--delete")
+        srv.check()
+    first = {row[0]: row for row in reversed(seen_before_answer)}
+    assert first["LIST"][2:] == ["UIDL"]
+    assert first["RETR"][1:] == ["1", "|", "RETR 2", "RETR 3"]
+    assert first["DELE"][1:] == ["1", "|", "DELE 2", "DELE 3"]
+    assert mail.committed == {1, 2, 3}

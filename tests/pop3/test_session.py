@@ -240,3 +240,67 @@ def test_list_parsing() -> None:
 
 def test_status_codes() -> None:
     assert parse_pop3_status(b"-ERR [IN-USE] locked\r\n").resp_code == "IN-USE"
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096])
+def test_take_lines_gives_the_same_lines_as_line_events(step: int) -> None:
+    """The bulk path (``take_lines``) and ``Line`` events see the same listing, however
+    the bytes arrive, and a listing line is bounded either way."""
+    listing = b"".join(b"%d u-%d\r\n" % (n, n) for n in range(1, 300))
+    wire = b"+OK hi\r\n+OK 299 messages\r\n" + listing + b".\r\n+OK bye\r\n"
+    session = POP3Session()
+    session.send_command("UIDL")
+    session.send_command("QUIT")
+    got: list[bytes] = []
+    kinds: list[str] = []
+    for start in range(0, len(wire), step):
+        session.receive_data(wire[start : start + step])
+        while True:
+            got += session.take_lines()
+            event = session.next_event()
+            if event is NEED_DATA:
+                break
+            kinds.append(type(event).__name__)
+            if isinstance(event, Line):
+                got.append(event.line)
+    assert got == listing.replace(b"\r\n", b"\n").split(b"\n")[:-1]
+    assert [k for k in kinds if k != "Line"] == ["Greeting", "Status", "End", "Status"]
+
+
+def test_take_lines_refuses_an_endless_listing_line() -> None:
+    from mailtool.errors import LineTooLongError
+    from mailtool.protocol.pop3.session import MAX_STATUS_LINE
+
+    session = POP3Session()
+    session.send_command("LIST")
+    session.receive_data(b"+OK\r\n+OK\r\n")
+    session.next_event()
+    session.next_event()
+    session.receive_data(b"1 " + b"9" * (MAX_STATUS_LINE + 10) + b"\r\n.\r\n")
+    with pytest.raises(LineTooLongError):
+        session.take_lines()
+
+
+def test_read_burst_takes_everything_already_arrived_without_waiting() -> None:
+    """``Transport.read_burst`` (the POP3 client's read) returns what several server
+    writes delivered, in one piece, and never waits for more once it has something."""
+    import socket
+
+    from mailtool.protocol.transport import Transport
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        transport = Transport(ours, "peer", timeout=5, peer=("peer", 0))
+        for part in (b"+OK one\r\n", b"+OK two\r\n", b"x" * 100_000):
+            theirs.sendall(part)
+        got = b""
+        while len(got) < 100_018:
+            got += transport.read_burst()
+        assert got == b"+OK one\r\n+OK two\r\n" + b"x" * 100_000
+        theirs.sendall(b"more")
+        assert transport.read_burst() == b"more"  # returns at once, no timeout
+        theirs.close()
+        from mailtool.errors import ConnectionLostError
+
+        with pytest.raises(ConnectionLostError):
+            transport.read_burst()

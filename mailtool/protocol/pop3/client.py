@@ -60,8 +60,9 @@ from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
 log = logging.getLogger(__name__)
 
 #: Most commands in flight at once when pipelining. Commands are ~12 bytes, so a window
-#: this size stays far below any TCP send buffer (RFC 2449 section 6.6's deadlock warning).
-PIPELINE_WINDOW = 64
+#: this size (3 kB) stays far below any TCP send buffer (RFC 2449 section 6.6's deadlock
+#: warning): we never block writing while the server blocks writing answers to us.
+PIPELINE_WINDOW = 256
 
 #: Most messages a maildrop may list; beyond this the server is hostile or broken. A listing
 #: is held in memory (about 60 bytes a line), so this also bounds what a never-ending LIST
@@ -103,6 +104,14 @@ def reply_error(
     message = f"{what} ({meaning})" if meaning else what
     cls = _EXIT_ERROR.get(code, MailtoolError)
     return cls(message, step=step, reply=reply, exit_code=code)
+
+
+def _uidl_unsupported(exc: MailtoolError) -> bool:
+    """A plain -ERR to UIDL means "no UIDL here"; a lost connection, a transient response
+    code or a grammar violation is an error like any other."""
+    if isinstance(exc, ProtocolError) or not isinstance(exc.reply, Reply):
+        return False
+    return not exc.reply.is_transient
 
 
 class POP3Client:
@@ -213,7 +222,7 @@ class POP3Client:
                     self.transport.transcript.record("S", event.line + b"\r\n")
                 return event
             try:
-                self.session.receive_data(self.transport.read_available())
+                self.session.receive_data(self.transport.read_burst())
             except MailtoolError as exc:
                 # A lost connection or a timeout names the command it interrupted.
                 if exc.step is None:
@@ -257,7 +266,18 @@ class POP3Client:
 
     def _read_lines(self, step: str) -> list[bytes]:
         lines: list[bytes] = []
+        transcript = self.transport.transcript
         while True:
+            bulk = self.session.take_lines()  # a whole buffer of lines at once
+            if bulk:
+                if transcript is not None:
+                    for line in bulk:
+                        transcript.record("S", line + b"\r\n")
+                lines += bulk
+                if len(lines) > MAX_MESSAGES:
+                    raise ProtocolError(
+                        f"{step} listing longer than {MAX_MESSAGES} lines", step=step
+                    )
             event = self.next_event()
             if isinstance(event, End):
                 return lines
@@ -468,6 +488,34 @@ class POP3Client:
             num, uid = parse_uidl_line(reply.text.encode("utf-8", "replace"))
             return {num: uid}
         return parse_uidl(self._listing("UIDL", what="not supported"))
+
+    def list_and_uidl(self) -> tuple[dict[int, int], dict[int, str] | None]:
+        """LIST and UIDL, sent in one write when the server allows PIPELINING.
+
+        Returns ``(sizes, uids)``; ``uids`` is None when the server answers UIDL with a
+        plain -ERR (no UIDL support). A -ERR carrying a response code that says "try
+        later" ([SYS/TEMP], [IN-USE]...) raises like any other error.
+        """
+        if not self.pipelining:
+            sizes = self.list()
+            try:
+                return sizes, self.uidl()
+            except MailtoolError as exc:
+                if _uidl_unsupported(exc):
+                    return sizes, None
+                raise
+        self.send_commands([("LIST",), ("UIDL",)])
+        reply = self.read_status("LIST")
+        if not reply.is_positive:
+            raise reply_error("LIST", reply)
+        sizes = parse_list(self._read_lines("LIST"))
+        reply = self.read_status("UIDL")
+        if not reply.is_positive:
+            error = reply_error("UIDL", reply, "not supported")
+            if _uidl_unsupported(error):
+                return sizes, None
+            raise error
+        return sizes, parse_uidl(self._read_lines("UIDL"))
 
     def retr(self, msgno: int, *, max_bytes: int | None = None) -> Iterator[bytes]:
         """RETR: yield the message, unstuffed, in chunks (CRLF line ends as sent)."""

@@ -390,6 +390,43 @@ class POP3Session:
             return Data(self._pending[0].command, payload)
         return self._next_data()
 
+    def take_lines(self) -> list[bytes]:
+        """Every complete listing line available now (CAPA/LIST/UIDL), unstuffed, without
+        line ends, in one call: the bulk form of ``Line`` events for long listings.
+
+        Returns an empty list when no complete line is buffered (or no listing is being
+        read); ``next_event`` then gives the next ``Line``, the ``End`` or ``NEED_DATA``.
+        Lines are bounded by ``MAX_STATUS_LINE`` exactly as with ``next_event``.
+        """
+        self._check_usable()
+        if self._mode is not _Mode.LINES:
+            return []
+        try:
+            if self._buf and self._decoder is not None and not self._decoder.done:
+                payload, _finished = self._decode()
+                self._line_buf += payload
+            end = self._line_buf.rfind(b"\n")
+            if end < 0:
+                if len(self._line_buf) > MAX_STATUS_LINE:
+                    raise LineTooLongError(
+                        f"server sent a {self._pending[0].command} line longer than "
+                        f"{MAX_STATUS_LINE} bytes"
+                    )
+                return []
+            lines = bytes(self._line_buf[:end]).split(b"\n")
+            del self._line_buf[: end + 1]
+            if len(self._line_buf) > MAX_STATUS_LINE or (
+                max(map(len, lines)) > MAX_STATUS_LINE + 1
+            ):
+                raise LineTooLongError(
+                    f"server sent a {self._pending[0].command} line longer than "
+                    f"{MAX_STATUS_LINE} bytes"
+                )
+            return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        except ProtocolError:
+            self._mode = _Mode.BROKEN
+            raise
+
     def _next_line(self) -> Event | NeedData:
         command = self._pending[0].command
         while True:
@@ -414,6 +451,9 @@ class POP3Session:
 
 
 # --- pure parsers -----------------------------------------------------------------------
+
+#: A unique-id (RFC 1939 section 7): 1 to 70 characters in the range 0x21 to 0x7E.
+_UIDL_CHARS = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_UIDL)
 
 _TIMESTAMP = re.compile(r"<[^<>\s]{1,%d}>" % MAX_TIMESTAMP)
 
@@ -460,7 +500,7 @@ def check_uidl(uid: bytes) -> str:
     Raises:
         ProtocolError: empty, longer than 70 characters, or outside 0x21-0x7E.
     """
-    if not 1 <= len(uid) <= MAX_UIDL or any(b < 0x21 or b > 0x7E for b in uid):
+    if _UIDL_CHARS.fullmatch(uid) is None:
         raise ProtocolError(f"server sent an invalid UIDL {uid[:80]!r} (RFC 1939 section 7)")
     return uid.decode("ascii")
 
