@@ -22,11 +22,9 @@ here, so a broken file fails early with exit 78 naming the file and line.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +152,8 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     Raises:
         ConfigError: TOML syntax error (with line and column) or a wrong type.
     """
+    import tomllib  # here: mailtool-sendmail without a config file never needs it
+
     label = str(path) if path else "config"
     try:
         raw = tomllib.loads(text)
@@ -199,9 +199,6 @@ def load_config(path: Path | None = None) -> Config:
 #: Keys that hold a password typed into the file: refused (the file is not a secret store).
 _INLINE_SECRET = re.compile(r"^(pass|passwd|password|secret)$|_(password|secret)$", re.IGNORECASE)
 
-_log = logging.getLogger(__name__)
-
-
 def refuse_inline_password(section: ServiceConfig, account: str | None = None) -> None:
     """Refuse a service section holding a password (``password = ...``) before a login.
 
@@ -225,7 +222,9 @@ def warn_if_readable_by_others(path: Path) -> None:
     except OSError:
         return
     if not private:
-        _log.warning("mailtool: warning: %s is readable by group or others; "
+        import logging  # here: importing it costs every start more than this check
+
+        logging.getLogger(__name__).warning("mailtool: warning: %s is readable by group or others; "
                      "run: chmod 600 %s", path, path)
 
 

@@ -8,7 +8,6 @@ works; when nothing works the message lists every source tried and why it gave n
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,8 @@ def _from_keyring(account: str) -> tuple[str | None, str]:
 
 
 def _from_command(command: str) -> tuple[str | None, str]:
+    import subprocess  # here: only a password_command needs it
+
     try:
         proc = subprocess.run(
             command,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -93,6 +91,9 @@ class CramMD5(Mechanism):
         self.steps += 1
         if self.steps > 1 or not challenge:
             return super().respond(challenge)
+        import hashlib  # here: only CRAM-MD5 needs them, and they cost every start
+        import hmac
+
         digest = hmac.new(self._secret().encode(), challenge, hashlib.md5).hexdigest()
         return f"{self.creds.user} {digest}".encode()
 

@@ -6,7 +6,6 @@ pattern-matches afterwards. Hooks receive ``TranscriptEntry`` values; the CLI re
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from typing import Literal
 
 Direction = Literal["C", "S", "*"]  # client, server, a note (connect, TLS facts, ...)
 
-log = logging.getLogger("mailtool.transcript")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import socket
-import ssl
+import sys
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailtool.errors import (
     ConnectFailedError,
@@ -30,13 +30,31 @@ from mailtool.protocol.tls import TLSInfo, TLSSettings
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.wire import CHUNK, MAX_LINE
 
+if TYPE_CHECKING:
+    import ssl
+
 #: Default per-operation timeout in seconds. RFC 5321 section 4.5.3.2 asks for minutes on
 #: some SMTP steps; the SMTP client raises it where the RFC requires (after the final dot).
 DEFAULT_TIMEOUT = 60.0
 
 
+class _NoSSLError(Exception):
+    """Stands for ``ssl`` errors while ``ssl`` is not imported: none can happen then."""
+
+
+def _ssl_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """``ssl`` exception classes by name, for ``except`` clauses; ``ssl`` is imported only
+    for TLS (it costs every cleartext start, mailtool-sendmail's included)."""
+    module = sys.modules.get("ssl")
+    if module is None:
+        return (_NoSSLError,)
+    return tuple(getattr(module, name) for name in names)
+
+
 def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
     """A client context: system CAs (or ``ca_file``), host names checked, TLS 1.2 minimum."""
+    import ssl
+
     ctx = ssl.create_default_context(cafile=settings.ca_file)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if settings.insecure:
@@ -46,6 +64,8 @@ def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
 
 
 def _tls_error(exc: ssl.SSLError, host: str) -> TLSError:
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or str(exc)
         return TLSError(
@@ -180,6 +200,8 @@ class Transport:
         raise ConnectFailedError(f"cannot connect to {host} port {port}: {detail}", step="connect")
 
     def _wrap(self, settings: TLSSettings) -> TLSInfo:
+        import ssl
+
         ctx = make_ssl_context(settings)
         server_name = settings.server_hostname or self.host
         try:
@@ -221,6 +243,8 @@ class Transport:
 
     @staticmethod
     def _tls_facts(sock: ssl.SSLSocket, *, verified: bool) -> TLSInfo:
+        import ssl
+
         cipher = sock.cipher()
         cert = sock.getpeercert() if verified else None
         subject = issuer = not_after = None
@@ -288,7 +312,7 @@ class Transport:
             raise TransportTimeoutError(
                 f"no answer from {self.host} within {self._timeout:g} s"
             ) from exc
-        except ssl.SSLError as exc:
+        except _ssl_errors("SSLError") as exc:
             raise ConnectionLostError(f"TLS error from {self.host}: {exc}") from exc
         except OSError as exc:
             raise ConnectionLostError(f"connection to {self.host} lost: {exc}") from exc
@@ -381,12 +405,14 @@ class Transport:
             self._burst = bytearray(CHUNK)
         view = memoryview(self._burst)
         sock = self._sock
+        would_block: tuple[type[BaseException], ...] = (
+            BlockingIOError, *_ssl_errors("SSLWantReadError", "SSLWantWriteError"))
         sock.settimeout(0.0)
         try:
             while total < limit:
                 try:
                     count = sock.recv_into(view, min(limit - total, len(view)))
-                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                except would_block:
                     break
                 except OSError:
                     break  # reported by the next blocking read, with its usual message

@@ -123,6 +123,31 @@ def test_spool_records_and_removes(tmp_path: Path) -> None:
     assert box.ids() == [] and box.load(entry.id) is None
 
 
+def test_spool_first_costs_two_fsyncs_and_a_settled_entry_goes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spooling before the first attempt: one fsync of the file, one of the directory; the
+    delivery hook that settles every recipient removes the entry without more; the message
+    reads back exactly, after the entry's first line."""
+    box = Outbox(tmp_path / "ob").ensure()
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    raw = b"Subject: s\r\n\r\n" + b"x" * 70_000 + b"\r\n.\r\n"
+    entry, lock = box.create([raw[:10], raw[10:]], sender="me@x.test",
+                             recipients=["a@y.test"], now=1000.0, route={"smarthost": None},
+                             hold=True)
+    assert len(synced) == 2
+    loaded = box.load(entry.id)
+    assert loaded is not None and loaded.state["size"] == len(raw) == entry.state["size"]
+    source = loaded.message()
+    assert b"".join(source.chunks()) == raw and source.size == len(raw)
+    source.close()
+    entry.record([RecipientOutcome("a@y.test", "accepted", "DATA", 250, "2.0.0", "ok", "h")])
+    assert len(synced) == 2 and box.ids() == [] and os.listdir(box.queue_dir) == []
+    assert lock is not None
+    lock.release()
+
+
 def test_sendmail_F_adds_from_when_missing() -> None:
     with CountingSMTP() as srv:
         run_cli("-F", "Cron Daemon", "-f", "root@src.test", "x@dst.test",
