@@ -330,6 +330,7 @@ class Deliverer:
         result.routes = [r.to_json() for r in routes]
         if (on_result is not None and on_outcomes is None and len(routes) == 1
                 and routes[0].failure is None and len(routes[0].targets) == 1):
+            self._settle_pending(keep=routes[0].targets[0].key)  # results stay in order
             order = envelope.recipients
 
             def later(outs: list[RecipientOutcome]) -> None:
@@ -341,6 +342,7 @@ class Deliverer:
             if outs is not _LATER:
                 later(outs)
             return None
+        self._settle_pending()
         outcomes: dict[str, RecipientOutcome] = {}
         for route in routes:
             if route.failure is not None:
@@ -357,6 +359,21 @@ class Deliverer:
             on_result(result)
             return None
         return result
+
+    def _settle_pending(self, keep: tuple[Any, ...] | None = None) -> None:
+        """Read the final replies still pending on every connection but ``keep``'s (their
+        results go out first: ``deliver_later`` keeps the order of the messages)."""
+        for key, client in list(self._clients.items()):
+            if key != keep and client.final_pending:
+                try:
+                    client.finish()
+                except MailtoolError:  # its message got the error; the connection is done
+                    self._drop_key(key)
+
+    def _drop_key(self, key: tuple[Any, ...]) -> None:
+        client = self._clients.pop(key, None)
+        if client is not None:
+            client.close()
 
     def _deliver_route(self, route: Route, envelope: Envelope, source: MessageSource,
                        on_outcomes: OutcomeHook | None = None,

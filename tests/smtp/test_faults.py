@@ -331,3 +331,36 @@ def test_batch_connection_lost_before_a_final_reply() -> None:
     assert [d["recipients"][0]["status"] for d in docs] == ["deferred", "accepted"]
     assert docs[0]["recipients"][0]["step"] == "end of DATA"
     assert srv.connection_count == 2
+
+
+def test_batch_results_stay_in_order_across_connections() -> None:
+    """Messages alternating between two hosts: each line still comes in message order (a
+    final reply pending on one connection is read before another connection is used)."""
+
+    def handler(c: Conn) -> None:
+        greet(c)
+        while True:
+            line = c.readline()
+            if line.upper().startswith(b"QUIT"):
+                c.send(b"221 bye\r\n")
+                return
+            assert line.startswith(b"MAIL")
+            c.expect(b"RCPT")
+            c.expect(b"DATA")
+            c.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+            c.read_data()
+            c.send(b"250 2.0.0 queued\r\n")
+
+    with ScriptedServer(handler, host="127.0.0.2") as one:
+        with ScriptedServer(handler, host="127.0.0.3", port=one.port) as two:
+            mbox = b"".join(
+                b"From a@src.test Thu Jan  1 00:00:00 2026\nFrom: a@src.test\nTo: x@[%s]\n"
+                b"Subject: m%d\n\nhello\n\n" % (host, i)
+                for i, host in enumerate([b"127.0.0.2", b"127.0.0.3", b"127.0.0.2"], 1))
+            r = run_cli("send", "--batch", "--tls", "none", "--port", str(one.port),
+                        input=mbox)
+    one.check()
+    two.check()
+    assert [line.split("\t")[:2] for line in r.stdout.splitlines()] == [
+        ["1", "ok"], ["2", "ok"], ["3", "ok"]]
+    assert one.connection_count == 1 and two.connection_count == 1
