@@ -156,25 +156,46 @@ class Smarthost:
     before_secret: Callable[[bool], None] | None = None
 
 
-@dataclass
 class DeliveryOptions:
-    smarthost: Smarthost | None = None
-    mx_port: int = 25
-    mx_tls_mode: TLSMode = TLSMode.OPPORTUNISTIC
-    # RFC 7435 opportunistic encryption: an MX certificate is not checked unless asked.
-    mx_tls: TLSSettings = field(default_factory=lambda: TLSSettings(insecure=True))
-    dns_server: str | None = None
-    dns_timeout: float = 10.0
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    transcript: Transcript | None = None
-    log_body: bool = False
-    local_name: str | None = None
-    use_chunking: bool = True
-    #: More relays to try, in order, after ``smarthost`` (an account's ``smarthosts``).
-    fallbacks: list[Smarthost] = field(default_factory=list)
-    notify: list[str] | None = None
-    ret: str | None = None
-    envid: str | None = None
+    """How to deliver: a relay (and fallbacks), or each domain's MX; timeouts, DSN, log.
+    A plain class: as a dataclass, its generated methods cost every start milliseconds."""
+
+    def __init__(
+        self,
+        *,
+        smarthost: Smarthost | None = None,
+        mx_port: int = 25,
+        mx_tls_mode: TLSMode = TLSMode.OPPORTUNISTIC,
+        mx_tls: TLSSettings | None = None,
+        dns_server: str | None = None,
+        dns_timeout: float = 10.0,
+        timeouts: Timeouts | None = None,
+        transcript: Transcript | None = None,
+        log_body: bool = False,
+        local_name: str | None = None,
+        use_chunking: bool = True,
+        fallbacks: list[Smarthost] | None = None,
+        notify: list[str] | None = None,
+        ret: str | None = None,
+        envid: str | None = None,
+    ) -> None:
+        self.smarthost = smarthost
+        self.mx_port = mx_port
+        self.mx_tls_mode = mx_tls_mode
+        # RFC 7435 opportunistic encryption: an MX certificate is not checked unless asked.
+        self.mx_tls = mx_tls if mx_tls is not None else TLSSettings(insecure=True)
+        self.dns_server = dns_server
+        self.dns_timeout = dns_timeout
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.transcript = transcript
+        self.log_body = log_body
+        self.local_name = local_name
+        self.use_chunking = use_chunking
+        # More relays to try, in order, after ``smarthost`` (an account's ``smarthosts``).
+        self.fallbacks: list[Smarthost] = fallbacks if fallbacks is not None else []
+        self.notify = notify
+        self.ret = ret
+        self.envid = envid
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import IO, Any
 
 from mailtool.compose import Envelope, MessageSource
@@ -16,44 +16,80 @@ from mailtool.errors import MailtoolError, UsageError
 from mailtool.exitcodes import ExitCode, worst
 
 
-@dataclass
 class SendRequest:
-    """Everything a send needs, from either entry point."""
+    """Everything a send needs, from either entry point. A plain class: as a dataclass,
+    its generated methods cost every ``mailtool-sendmail`` start several milliseconds."""
 
-    recipients: list[str] = field(default_factory=list)
-    from_: str | None = None
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
-    subject: str | None = None
-    body_text: str | None = None
-    body_file: str | None = None
-    html_file: str | None = None
-    attach: list[str] = field(default_factory=list)
-    headers: list[str] = field(default_factory=list)
-    from_headers: bool = False  # -t
-    envelope_from: str | None = None  # -f
-    full_name: str | None = None  # -F
-    smarthost: str | None = None
-    dns_server: str | None = None
-    notify: list[str] | None = None
-    ret: str | None = None
-    envid: str | None = None
-    use_chunking: bool = True
-    dry_run: bool = False
-    batch: str | None = None  # "-" (mbox on stdin) or a Maildir path
-    conn: Any = None  # endpoint.ConnectionOptions
-    verbose: int = 0
-    quiet: bool = False
-    json: bool = False
-    timeout: float = 60.0
-    account: Any = None  # config.Account
-    transcript: Any = None
-    prog: str = "mailtool"
-    #: Keep what fails temporarily in the outbox and exit 0 (mailtool-sendmail's default).
-    queue_on_tempfail: bool = False
-    #: Send a plain-text failure report here for permanent failures.
-    bounce_to: str | None = None
+    def __init__(
+        self,
+        *,
+        recipients: list[str] | None = None,
+        from_: str | None = None,
+        to: list[str] | None = None,
+        cc: list[str] | None = None,
+        bcc: list[str] | None = None,
+        subject: str | None = None,
+        body_text: str | None = None,
+        body_file: str | None = None,
+        html_file: str | None = None,
+        attach: list[str] | None = None,
+        headers: list[str] | None = None,
+        from_headers: bool = False,
+        envelope_from: str | None = None,
+        full_name: str | None = None,
+        smarthost: str | None = None,
+        dns_server: str | None = None,
+        notify: list[str] | None = None,
+        ret: str | None = None,
+        envid: str | None = None,
+        use_chunking: bool = True,
+        dry_run: bool = False,
+        batch: str | None = None,
+        conn: Any = None,
+        verbose: int = 0,
+        quiet: bool = False,
+        json: bool = False,
+        timeout: float = 60.0,
+        account: Any = None,
+        transcript: Any = None,
+        prog: str = "mailtool",
+        queue_on_tempfail: bool = False,
+        bounce_to: str | None = None,
+    ) -> None:
+        self.recipients: list[str] = recipients if recipients is not None else []
+        self.from_ = from_
+        self.to: list[str] = to if to is not None else []
+        self.cc: list[str] = cc if cc is not None else []
+        self.bcc: list[str] = bcc if bcc is not None else []
+        self.subject = subject
+        self.body_text = body_text
+        self.body_file = body_file
+        self.html_file = html_file
+        self.attach: list[str] = attach if attach is not None else []
+        self.headers: list[str] = headers if headers is not None else []
+        self.from_headers = from_headers  # -t
+        self.envelope_from = envelope_from  # -f
+        self.full_name = full_name  # -F
+        self.smarthost = smarthost
+        self.dns_server = dns_server
+        self.notify = notify
+        self.ret = ret
+        self.envid = envid
+        self.use_chunking = use_chunking
+        self.dry_run = dry_run
+        self.batch = batch  # "-" (mbox on stdin) or a Maildir path
+        self.conn = conn  # endpoint.ConnectionOptions
+        self.verbose = verbose
+        self.quiet = quiet
+        self.json = json
+        self.timeout = timeout
+        self.account = account  # config.Account
+        self.transcript = transcript
+        self.prog = prog
+        # Keep what fails temporarily in the outbox and exit 0 (mailtool-sendmail's default).
+        self.queue_on_tempfail = queue_on_tempfail
+        # Send a plain-text failure report here for permanent failures.
+        self.bounce_to = bounce_to
 
     @property
     def composing(self) -> bool:
