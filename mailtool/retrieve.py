@@ -4,7 +4,8 @@ Order of commitment (mpop's model, RFC 1939 section 6 as the safety net):
 
 1. UIDL and LIST, checked against each other; new = UIDLs not in this account's state.
 2. For a batch of new messages: RETR (pipelined when the server allows), stream each one to
-   the destination and make it durable (Maildir: tmp/, fsync, rename into new/).
+   the destination and make it durable (Maildir: tmp/, one syncfs or an fsync per file,
+   rename into new/). Destinations live in ``store.destinations``.
 3. End of batch: fsync the Maildir directories, then record the batch's UIDLs in the state
    file (atomic replace, fsynced). A connection lost mid-batch still records everything
    stored before it.
@@ -15,7 +16,9 @@ Order of commitment (mpop's model, RFC 1939 section 6 as the safety net):
 Crash safety: a kill -9 between steps 2 and 3 leaves a stored message the state does not
 know. Maildir file names carry a key derived from the server, user and UIDL (a hash: UIDLs
 are not file-name safe), so the next run recognises the file and records it instead of
-storing it again. For mbox, the state notes the offset of the append in progress; the next
+storing it again; the partial ``tmp/`` files of a killed run are removed by the next run
+of the same account (it holds the account's lock, and the server's UIDL listing tells which
+keys are the account's: see ``Fetcher._clean_tmp``). For mbox, the state notes the offset of the append in progress; the next
 run rolls an unrecorded append back (truncate) before fetching the message again. An MDA
 cannot be rolled back: after a kill -9 at the wrong moment, at most the one message being
 delivered is delivered again (never lost).

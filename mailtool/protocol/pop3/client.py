@@ -21,7 +21,6 @@ Used by ``pop-fetch`` (``mailtool.retrieve``) and by ``diagnose`` (connect, CAPA
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from mailtool.errors import (
@@ -56,8 +55,6 @@ from mailtool.protocol.replies import Reply, exit_code_for
 from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
-
-log = logging.getLogger(__name__)
 
 #: Most commands in flight at once when pipelining. Commands are ~12 bytes, so a window
 #: this size (3 kB) stays far below any TCP send buffer (RFC 2449 section 6.6's deadlock

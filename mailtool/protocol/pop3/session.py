@@ -525,7 +525,16 @@ def parse_list(lines: Iterable[bytes]) -> dict[int, int]:
     """LIST lines -> {msgno: octets}; duplicate numbers are refused."""
     sizes: dict[int, int] = {}
     for line in lines:
-        num, size = parse_scan_line(line)
+        # Fast path for the usual "msgno octets" line (a maildrop lists thousands); any
+        # line it does not take goes through the checking parser, which raises.
+        parts = line.split(None, 2)
+        if (len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit()
+                and len(parts[0]) <= MAX_MSGNO_DIGITS and len(parts[1]) <= 15):
+            num, size = int(parts[0]), int(parts[1])
+            if num == 0:
+                parse_scan_line(line)
+        else:
+            num, size = parse_scan_line(line)
         if num in sizes:
             raise ProtocolError(f"LIST names message {num} twice")
         sizes[num] = size
@@ -536,8 +545,14 @@ def parse_uidl(lines: Iterable[bytes]) -> dict[int, str]:
     """UIDL lines -> {msgno: uidl}; duplicate numbers or UIDLs are refused (section 7)."""
     uids: dict[int, str] = {}
     seen: set[str] = set()
+    fullmatch = _UIDL_CHARS.fullmatch
     for line in lines:
-        num, uid = parse_uidl_line(line)
+        parts = line.split()  # fast path as in parse_list; the checking parser raises
+        if (len(parts) == 2 and parts[0].isdigit() and len(parts[0]) <= MAX_MSGNO_DIGITS
+                and fullmatch(parts[1]) is not None and int(parts[0]) != 0):
+            num, uid = int(parts[0]), parts[1].decode("ascii")
+        else:
+            num, uid = parse_uidl_line(line)
         if num in uids:
             raise ProtocolError(f"UIDL names message {num} twice")
         if uid in seen:
