@@ -64,7 +64,7 @@ def command(
     """List IMAP folders (with roles and counts), or a folder's messages, newest first."""
     import gc
 
-    gc.disable()  # short-lived: objects die by reference count; skip the collector's passes
+    gc.set_threshold(100_000, 50, 50)  # short-lived: collect rarely, but still collect
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
     from mailtool.imap_view import search_criteria
