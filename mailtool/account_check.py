@@ -1,6 +1,6 @@
 """``account test``: connect to each configured service of an account and log in.
 
-Uses the protocol clients (and, for IMAP, ``connect_endpoint``) exactly as the commands
+Uses the protocol clients (and, for IMAP, ``imapconn.connect_endpoint``) exactly as the commands
 do, so a passing test means ``send``, ``pop-fetch`` and ``imap-*`` will get in too. Each
 service is checked independently: one failure does not stop the others.
 """
@@ -101,7 +101,7 @@ def _check_pop3(endpoint: Endpoint, timeout: float, transcript: Transcript | Non
 
 
 def _check_imap(endpoint: Endpoint, timeout: float, transcript: Transcript | None) -> str:
-    from mailtool.protocol.imap.client import connect_endpoint
+    from mailtool.imapconn import connect_endpoint
 
     client = connect_endpoint(endpoint, timeout=timeout, transcript=transcript)
     try:

@@ -170,6 +170,14 @@ def test_import_boundaries() -> None:
             bad = tops & {"click", "rich", "keyring", "dns"}
             if bad:
                 problems.append(f"{rel} imports {sorted(bad)}")
+            # The protocol layer sits below the library: errors and exit codes only.
+            upward = sorted(
+                n for n in names
+                if n.startswith("mailtool.") and not n.startswith("mailtool.protocol")
+                and n not in ("mailtool.errors", "mailtool.exitcodes")
+            )
+            if upward:
+                problems.append(f"{rel} imports the library: {upward}")
         if rel not in ("cli", "__main__.py") and not rel.startswith("cli/") and any(n.startswith("mailtool.cli") for n in names):
             problems.append(f"{rel} imports the CLI")
         if rel != "protocol/transport.py" and tops & {"socket", "ssl"}:

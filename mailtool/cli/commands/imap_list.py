@@ -68,7 +68,7 @@ def command(
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
     from mailtool.imap_view import search_criteria
-    from mailtool.protocol.imap.client import connect_endpoint
+    from mailtool.imapconn import connect_endpoint
     from mailtool.protocol.wire import guard_argument
 
     filters = (unseen, flagged, sender, to, subject, since, before, larger, raw, limit)

@@ -54,7 +54,7 @@ def command(
 
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
-    from mailtool.protocol.imap.client import connect_endpoint
+    from mailtool.imapconn import connect_endpoint
 
     if sum(bool(x) for x in (raw, headers_only, part, save_attachments)) > 1:
         raise UsageError("give one of --raw, --headers-only, --part, --save-attachments")

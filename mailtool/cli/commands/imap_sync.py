@@ -70,7 +70,7 @@ def command(
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
     from mailtool.exitcodes import worst
-    from mailtool.protocol.imap.client import connect_endpoint
+    from mailtool.imapconn import connect_endpoint
     from mailtool.sync.engine import SyncOptions, choose_folders, sync_folders
     from mailtool.sync.source import IMAPSource
 

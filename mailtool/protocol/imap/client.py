@@ -2,9 +2,9 @@
 
 API (everything a caller needs; names are stable, additions welcome)::
 
-    from mailtool.protocol.imap.client import IMAPClient, connect_endpoint
+    from mailtool.protocol.imap.client import IMAPClient
 
-    client = connect_endpoint(endpoint, timeout=60, transcript=t)   # TLS + login, ready
+    client = mailtool.imapconn.connect_endpoint(endpoint, ...)      # TLS + login, ready
     # or by hand:
     client = IMAPClient.connect(host, port, tls_mode=TLSMode.IMPLICIT, tls=TLSSettings())
     client.authenticate(creds)            # SASL (SASL-IR) or LOGIN; never under LOGINDISABLED
@@ -109,7 +109,6 @@ __all__ = [
     "Mailbox",
     "SelectInfo",
     "SinkFactory",
-    "connect_endpoint",
     "error_for",
 ]
 
@@ -364,37 +363,3 @@ class IMAPClient(MailboxCommands, MessageCommands):
             self.logout()
         else:
             self.close()
-
-
-def connect_endpoint(
-    endpoint: Any,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    transcript: Transcript | None = None,
-    login: bool = True,
-    **kwargs: Any,
-) -> IMAPClient:
-    """Connect to a resolved ``endpoint.Endpoint`` as its TLS mode says and log in.
-
-    The cleartext check (``endpoint.check_plaintext_auth``) runs right before credentials
-    are looked up and sent, on every path.
-    """
-    from mailtool.endpoint import check_plaintext_auth, credentials
-
-    client = IMAPClient.connect(
-        endpoint.host,
-        endpoint.port,
-        tls_mode=endpoint.tls_mode,
-        tls=endpoint.tls,
-        timeout=timeout,
-        transcript=transcript,
-        **kwargs,
-    )
-    try:
-        if login and not client.authenticated:
-            check_plaintext_auth(endpoint, client.tls_active)
-            client.authenticate(credentials(endpoint), wanted=endpoint.auth)
-    except BaseException:
-        client.close()
-        raise
-    return client
