@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.faults.server import ScriptedServer
+from tests.faults.server import Conn, ScriptedServer
 from tests.helpers import ROOT, peak_rss_argv, read_peak_rss
 
 #: Peak resident memory a run may reach (KiB). The CLI alone needs about 40 MB; hostile
@@ -171,3 +171,31 @@ def files_under(root: Path, prefix: str, outcome: Outcome) -> list[str]:
 
 def serve(handler: Callable[..., None], **kwargs: object) -> ScriptedServer:
     return ScriptedServer(handler, **kwargs)  # type: ignore[arg-type]
+
+
+# --- server behaviours shared by the SMTP, POP3 and IMAP cases ---------------------------
+
+#: How much a flooding server sends at most: far above every line and literal bound.
+BIG = 16 * 1024 * 1024
+
+
+def flood(c: Conn, first: bytes, total: int = BIG) -> None:
+    """Send ``first`` then bytes without a line end until ``total`` or the client leaves."""
+    c.send(first)
+    block = b"x" * 65536
+    try:
+        for _ in range(total // len(block)):
+            c.send(block)
+    except OSError:
+        pass
+    c.read_until_closed()
+
+
+def stall(c: Conn, *_: object) -> None:
+    """Say nothing more, keep the connection open until the client gives up."""
+    c.read_until_closed()
+
+
+def reset(c: Conn, *_: object) -> None:
+    """Close with a TCP RST."""
+    c.reset()

@@ -13,13 +13,21 @@ import pytest
 
 from tests.faults.server import Conn, ScriptedServer
 from tests.hostile.fakeimap import FakeIMAP, Folder
-from tests.hostile.harness import CLI_TIMEOUT, Expect, Outcome, check, run_cli_measured
+from tests.hostile.harness import (
+    CLI_TIMEOUT,
+    Expect,
+    Outcome,
+    check,
+    flood,
+    reset,
+    run_cli_measured,
+    stall,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
 M1 = b"Subject: one\r\nMessage-ID: <one@x>\r\n\r\nfirst\r\n"
 M2 = b"Subject: two\r\nMessage-ID: <two@x>\r\n\r\nsecond\r\n"
-BIG = 16 * 1024 * 1024
 
 
 def server() -> FakeIMAP:
@@ -61,23 +69,10 @@ def hook(imap: FakeIMAP, name: str, fn: Callable[[Conn, str, str], None]) -> Fak
     return imap
 
 
-def flood(c: Conn, first: bytes, total: int = BIG) -> None:
-    c.send(first)
-    block = b"z" * 65536
-    try:
-        for _ in range(total // len(block)):
-            c.send(block)
-    except OSError:
-        pass
-    c.read_until_closed()
 
 
-def stall(c: Conn, *_: Any) -> None:
-    c.read_until_closed()
 
 
-def reset(c: Conn, *_: Any) -> None:
-    c.reset()
 
 
 def fetch_then(tail: bytes, *, close: bool = True) -> Callable[[Conn, str, str], None]:

@@ -16,13 +16,21 @@ import pytest
 
 from mailtool.retrieve import state_path
 from tests.faults.server import Conn, ScriptedServer
-from tests.hostile.harness import CLI_TIMEOUT, Expect, Outcome, check, run_cli_measured
+from tests.hostile.harness import (
+    CLI_TIMEOUT,
+    Expect,
+    Outcome,
+    check,
+    flood,
+    reset,
+    run_cli_measured,
+    stall,
+)
 from tests.pop3.fakepop import FakeMaildrop
 
 pytestmark = pytest.mark.timeout(60)
 
 MSGS = {1: b"Subject: one\n\nfirst\n", 2: b"Subject: two\n\n.dotted\n"}
-BIG = 16 * 1024 * 1024
 
 
 def drop() -> FakeMaildrop:
@@ -71,19 +79,8 @@ def hook(mail: FakeMaildrop, name: str, fn: Callable[[Conn, list[str]], None]) -
     return mail
 
 
-def flood(c: Conn, first: bytes, total: int = BIG) -> None:
-    c.send(first)
-    block = b"y" * 65536
-    try:
-        for _ in range(total // len(block)):
-            c.send(block)
-    except OSError:
-        pass
-    c.read_until_closed()
 
 
-def stall(c: Conn, *_: Any) -> None:
-    c.read_until_closed()
 
 
 def frozen(code: int, *says: str) -> Expect:
@@ -91,8 +88,6 @@ def frozen(code: int, *says: str) -> Expect:
     return Expect(code, says, unchanged=(state_rel(),))
 
 
-def reset(c: Conn, *_: Any) -> None:
-    c.reset()
 
 
 def endless_retr_line(c: Conn, args: list[str]) -> None:

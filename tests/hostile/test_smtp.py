@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from tests.faults.server import Conn, ScriptedServer
-from tests.hostile.harness import CLI_TIMEOUT, PASSWORD, Expect, check, run_cli_measured
+from tests.hostile.harness import CLI_TIMEOUT, PASSWORD, Expect, check, flood, run_cli_measured
 
 pytestmark = pytest.mark.timeout(60)
 
 MSG = b"From: a@src.test\r\nTo: x@dst.test\r\nSubject: t\r\n\r\nhello\r\n"
 EHLO = b"250-hostile.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"
-BIG = 16 * 1024 * 1024
 
 
 def send_args(port: int, *extra: str, tls: str = "none", host: str = "127.0.0.1") -> list[str]:
@@ -32,16 +31,6 @@ def run(root: Path, handler: Callable[[Conn], None], expect: Expect, *extra: str
     return srv
 
 
-def flood(c: Conn, first: bytes, total: int = BIG) -> None:
-    """Send ``first`` then bytes without a line end until ``total`` or the client leaves."""
-    c.send(first)
-    block = b"x" * 65536
-    try:
-        for _ in range(total // len(block)):
-            c.send(block)
-    except OSError:
-        pass
-    c.read_until_closed()
 
 
 def greet(c: Conn, ehlo: bytes = EHLO) -> None:
