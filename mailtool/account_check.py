@@ -8,7 +8,6 @@ service is checked independently: one failure does not stop the others.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from mailtool.config import SERVICES, Account
@@ -22,9 +21,10 @@ from mailtool.endpoint import (
 from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode
 from mailtool.protocol.transcript import Transcript
+from mailtool.record import record
 
 
-@dataclass
+@record
 class ServiceResult:
     """The outcome of one service's check."""
 

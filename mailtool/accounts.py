@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailtool.config import SERVICES, TLS_WORDS, Config, default_config_path, parse_config
 from mailtool.errors import ConfigError, UsageError
+from mailtool.record import field, record
 from mailtool.store.atomic import atomic_write
 
 #: Account names: what a keyring entry, a state file name and a shell word can all hold.
@@ -57,7 +57,7 @@ def is_secret_key(key: str) -> bool:
     return key != "password_command" and bool(_SECRET_KEY.search(key))
 
 
-@dataclass
+@record
 class AccountSpec:
     """What ``account add`` writes: account-level settings and one table per service."""
 
@@ -146,7 +146,7 @@ def render_account(spec: AccountSpec) -> str:
 # --- TOML text: scanning -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Header:
     """A table header found in the text: its line and its key path."""
 
@@ -155,7 +155,7 @@ class Header:
     array: bool
 
 
-@dataclass
+@record
 class _Scan:
     headers: list[Header]
     #: Lines that are only whitespace and/or a comment (outside any multi-line value).

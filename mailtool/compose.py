@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 from mailtool.errors import DataError, NoInputError
 from mailtool.protocol.wire import CHUNK, CRLFNormalizer, guard_argument
+from mailtool.record import field, record
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -38,7 +38,7 @@ SPOOL_MEMORY = 8 * 1024 * 1024
 MAX_HEADER_BLOCK = 1024 * 1024
 
 
-@dataclass
+@record
 class Envelope:
     """SMTP envelope: reverse-path and forward-paths, plus what the content needs."""
 
@@ -339,14 +339,14 @@ def unique(items: Iterable[str]) -> list[str]:
 # --- composing ------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Attachment:
     filename: str
     data: bytes
     content_type: str | None = None
 
 
-@dataclass
+@record
 class ComposeSpec:
     """What the command line says about a message to build."""
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailtool.errors import ConfigError
+from mailtool.record import field, record
 
 SERVICES = ("smtp", "pop3", "imap")
 TLS_WORDS = ("implicit", "starttls", "none")
@@ -58,7 +58,7 @@ def cache_dir() -> Path:
     return Path(base) / "mailtool"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceConfig:
     """One server of an account: where it is and how to log in."""
 
@@ -74,7 +74,7 @@ class ServiceConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Account:
     name: str
     services: dict[str, ServiceConfig]
@@ -87,7 +87,7 @@ class Account:
         return self.settings.get(key, default)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     path: Path | None
     accounts: dict[str, Account]

@@ -26,7 +26,6 @@ the outbox built on top of this module); ``deliver`` is the one-shot function.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mailtool.compose import Envelope, MessageSource
@@ -45,13 +44,14 @@ from mailtool.protocol.smtp.client import SMTPClient, Timeouts, TransactionResul
 from mailtool.protocol.smtp.session import mail_parameters, rcpt_parameters
 from mailtool.protocol.tls import TLSMode, TLSSettings
 from mailtool.protocol.transcript import Transcript
+from mailtool.record import field, record
 
 ACCEPTED = "accepted"
 DEFERRED = "deferred"
 REJECTED = "rejected"
 
 
-@dataclass
+@record
 class RecipientOutcome:
     """What happened to one recipient."""
 
@@ -104,7 +104,7 @@ class RecipientOutcome:
         return f"{self.recipient}: {self.status}{where} ({self.step}): {text}"
 
 
-@dataclass
+@record
 class DeliveryResult:
     """Every recipient's outcome for one message."""
 
@@ -140,7 +140,7 @@ ResultHook = Callable[["DeliveryResult"], None]
 _LATER: list[Any] = []
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Smarthost:
     """A relay to submit everything through."""
 
@@ -198,7 +198,7 @@ class DeliveryOptions:
         self.envid = envid
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """One host to try for a route."""
 
@@ -214,7 +214,7 @@ class Target:
         return (self.host, self.port, self.addresses, self.tls_mode)
 
 
-@dataclass
+@record
 class Route:
     """Recipients that go the same way, and the hosts to try in order."""
 

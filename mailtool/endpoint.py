@@ -7,12 +7,12 @@ test), so "--host/--port/--tls/--user/--insecure/--ca-file" mean the same thing 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
 
 from mailtool.config import ServiceConfig, refuse_inline_password
 from mailtool.errors import AuthError, ConfigError, UsageError
 from mailtool.protocol.sasl import Credentials
 from mailtool.protocol.tls import TLSMode, TLSSettings
+from mailtool.record import record, replace
 from mailtool.secrets import require_password
 
 #: (STARTTLS/cleartext port, implicit-TLS port) per service.
@@ -24,7 +24,7 @@ DEFAULT_PORTS = {
 IMPLICIT_PORTS = (465, 993, 995)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConnectionOptions:
     """The shared connection words as given on the command line (None = not given)."""
 
@@ -38,7 +38,7 @@ class ConnectionOptions:
     allow_plaintext_auth: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Endpoint:
     """A fully resolved server: every field decided."""
 

@@ -18,7 +18,6 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +25,7 @@ from mailtool.errors import CantCreateError, UnavailableError, UsageError
 from mailtool.protocol.imap.client import BodyInfo, IMAPClient
 from mailtool.protocol.imap.session import Raw
 from mailtool.protocol.imap.types import BodyStructure, FetchData, UIDSet
+from mailtool.record import record
 
 LIST_ITEMS = ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "ENVELOPE")
 
@@ -131,7 +131,7 @@ def decode_words(text: str | None) -> str:
         return text
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MessageRow:
     uid: int
     date: str | None
@@ -184,7 +184,7 @@ def _row(fetch: FetchData) -> MessageRow:
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Listing:
     folder: str
     uidvalidity: int | None

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailtool.errors import UsageError
+from mailtool.record import field, record
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -37,7 +37,7 @@ class RouteStatus(enum.Enum):
     TEMPORARY = "temporary"  # DNS failed for now (SERVFAIL, timeout)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MXHost:
     """One mail host of a domain with its addresses (A first, then AAAA)."""
 
@@ -50,7 +50,7 @@ class MXHost:
                 "addresses": list(self.addresses)}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DomainRoute:
     """The outcome of resolving one domain."""
 

@@ -31,7 +31,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from mailtool.errors import (
 )
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.pop3.client import POP3Client
+from mailtool.record import field, record
 from mailtool.store.atomic import read_json, write_json
 from mailtool.store.destinations import Destination
 
@@ -168,7 +168,7 @@ class UIDLState:
 # --- the plan ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FetchOptions:
     fetch_all: bool = False
     limit: int | None = None
@@ -180,7 +180,7 @@ class FetchOptions:
     batch_bytes: int = BATCH_BYTES
 
 
-@dataclass
+@record
 class MessageOutcome:
     number: int
     uidl: str | None
@@ -204,7 +204,7 @@ class MessageOutcome:
         }
 
 
-@dataclass
+@record
 class FetchResult:
     on_server: int = 0
     new: int = 0

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from mailtool.errors import AuthError
+from mailtool.record import field, record
 
 KEYRING_SERVICE = "mailtool"
 ENV_VAR = "MAILTOOL_PASSWORD"
@@ -20,7 +20,7 @@ ENV_VAR = "MAILTOOL_PASSWORD"
 COMMAND_TIMEOUT = 60.0
 
 
-@dataclass
+@record
 class PasswordLookup:
     """The outcome of a lookup: the secret (or None) and what each source said."""
 

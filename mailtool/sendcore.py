@@ -8,12 +8,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import IO, Any
 
 from mailtool.compose import Envelope, MessageSource
 from mailtool.errors import MailtoolError, UsageError
 from mailtool.exitcodes import ExitCode, worst
+from mailtool.record import replace
 
 
 class SendRequest:

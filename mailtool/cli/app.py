@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ import click
 from mailtool import __version__
 from mailtool.cli import state
 from mailtool.cli.complete import complete_accounts
+from mailtool.record import field, record
 
 if TYPE_CHECKING:
     from mailtool.config import Account, Config
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _COMMANDS_DIR = Path(__file__).parent / "commands"
 
 
-@dataclass
+@record
 class AppContext:
     """What every command gets on ``ctx.obj``."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailtool.diagnose.findings import Finding, Report, Section, Status, Timer
@@ -26,6 +25,7 @@ from mailtool.diagnose.policy import (
 )
 from mailtool.diagnose.smtp_probe import SMTPProbeOptions, probe_smtp
 from mailtool.exitcodes import ExitCode
+from mailtool.record import record
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -40,7 +40,7 @@ MAX_POLICY = 64 * 1024
 _REACH_CHECKS = ("connect", "greeting", "banner")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DomainOptions:
     dns_server: str | None = None
     timeout: float = 30.0

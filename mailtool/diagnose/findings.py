@@ -13,11 +13,11 @@ import enum
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode, worst
+from mailtool.record import field, record
 
 
 class Status(enum.Enum):
@@ -27,7 +27,7 @@ class Status(enum.Enum):
     FAILURE = "failure"
 
 
-@dataclass
+@record
 class Finding:
     """One step's outcome."""
 
@@ -83,7 +83,7 @@ def failure(check: str, title: str, err: MailtoolError, *,
     )
 
 
-@dataclass
+@record
 class Section:
     """A group of findings: "DNS", "MX 10 mx1.example.org", "imaps://host"."""
 
@@ -111,7 +111,7 @@ class Section:
         return out
 
 
-@dataclass
+@record
 class Report:
     """Everything one ``diagnose`` run found."""
 

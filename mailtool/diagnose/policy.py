@@ -12,11 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailtool.diagnose.findings import Finding, Status, Timer
 from mailtool.exitcodes import ExitCode
+from mailtool.record import field, record
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -53,8 +53,8 @@ def txt_lookup(resolver: dns.resolver.Resolver) -> TXTLookup:
         except dns.exception.DNSException as exc:
             raise DNSLookupError(f"TXT {name}: {exc.__class__.__name__}") from exc
         out = []
-        for record in answer:
-            out.append(b"".join(record.strings).decode("utf-8", "replace"))
+        for rdata in answer:
+            out.append(b"".join(rdata.strings).decode("utf-8", "replace"))
         return out
 
     return lookup
@@ -63,7 +63,7 @@ def txt_lookup(resolver: dns.resolver.Resolver) -> TXTLookup:
 # --- SPF ----------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class SPFResult:
     record: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -248,7 +248,7 @@ def check_dmarc(domain: str, lookup: TXTLookup) -> Finding:
 # --- MTA-STS and TLS-RPT ------------------------------------------------------------------
 
 
-@dataclass
+@record
 class STSPolicy:
     version: str = ""
     mode: str = ""

@@ -5,17 +5,16 @@ check. Nothing is read, changed or deleted: the session logs out right after the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mailtool.diagnose.findings import Finding, Section, Status, Timer, failure
 from mailtool.diagnose.smtp_probe import _tls_finding, transcript_lines
 from mailtool.errors import MailtoolError
 from mailtool.protocol import sasl
 from mailtool.protocol.tls import TLSMode, TLSSettings
 from mailtool.protocol.transcript import Transcript
+from mailtool.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceOptions:
     port: int
     tls_mode: TLSMode

@@ -9,7 +9,6 @@ greeting, EHLO) is used as is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from mailtool.diagnose.findings import Finding, Section, Status, Timer, failure
 from mailtool.errors import MailtoolError, TLSError
@@ -17,12 +16,13 @@ from mailtool.exitcodes import ExitCode
 from mailtool.protocol.replies import decode_server_text
 from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings
 from mailtool.protocol.transcript import Transcript
+from mailtool.record import field, record
 
 #: Warn when the certificate expires within this many days.
 CERT_WARN_DAYS = 14
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SMTPProbeOptions:
     port: int = 25
     timeout: float = 30.0

@@ -13,7 +13,6 @@ from and how a queued entry becomes delivery options again.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -42,11 +41,12 @@ def route_of(req: Any) -> dict[str, Any]:
     """What an entry keeps of a send request to deliver the same way later (no secrets:
     passwords are looked up again at each attempt)."""
     from mailtool.endpoint import ConnectionOptions
+    from mailtool.record import as_dict
 
     conn = req.conn or ConnectionOptions()
     return {
         "smarthost": req.smarthost,
-        "conn": dataclasses.asdict(conn),
+        "conn": as_dict(conn),
         "dns_server": req.dns_server,
         "notify": req.notify,
         "ret": req.ret,
@@ -63,6 +63,7 @@ def request_for_entry(entry: Entry, config: Any, *, timeout: float = 60.0,
         ConfigError: the entry's account is no longer configured.
     """
     from mailtool.endpoint import ConnectionOptions
+    from mailtool.record import field_names
     from mailtool.sendcore import SendRequest
 
     route = entry.state.get("route") or {}
@@ -73,7 +74,7 @@ def request_for_entry(entry: Entry, config: Any, *, timeout: float = 60.0,
         if account is None:
             raise ConfigError(f"queued message {entry.id} is for account {name!r}, which is "
                               "no longer configured", step="outbox")
-    fields = {f.name for f in dataclasses.fields(ConnectionOptions)}
+    fields = set(field_names(ConnectionOptions))
     conn = ConnectionOptions(**{k: v for k, v in (route.get("conn") or {}).items()
                                 if k in fields})
     return SendRequest(

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.outbox.schedule import Schedule
 from mailtool.outbox.spool import EXPIRED, REJECTED, Entry, Outbox
+from mailtool.record import field, record
 
 Clock = Callable[[], float]
 
 
-@dataclass
+@record
 class EntryReport:
     """What one look at one entry came to."""
 
@@ -184,7 +184,7 @@ def _days(seconds: float) -> str:
     return f"{seconds:g} seconds"
 
 
-@dataclass
+@record
 class RunReport:
     entries: list[EntryReport] = field(default_factory=list)
     locked_out: bool = False  # another queue run holds the run lock

@@ -14,9 +14,9 @@ sleeps.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from mailtool.errors import ConfigError
+from mailtool.record import record
 
 MINUTE = 60.0
 HOUR = 60 * MINUTE
@@ -44,7 +44,7 @@ def parse_duration(value: object, what: str = "duration") -> float:
     return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Schedule:
     """The retry policy of an outbox."""
 

@@ -16,7 +16,6 @@ API: ``explain_code(text)``, ``explain_reply(reply)``, ``hint_for(reply)``, ``lo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mailtool.errors import UsageError
@@ -38,6 +37,7 @@ from mailtool.protocol.replies import (
     parse_pop3_status,
     parse_smtp_reply,
 )
+from mailtool.record import field, record
 
 Severity = Literal["success", "intermediate", "transient", "permanent", "unknown"]
 Protocol = Literal["smtp", "pop3", "imap"]
@@ -69,7 +69,7 @@ _FIRST_DIGIT: dict[str, tuple[str, Severity]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Part:
     """One recognised piece of a reply: a basic code, an enhanced code, a response code."""
 
@@ -91,7 +91,7 @@ class Part:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Explanation:
     """What a reply means and what to do about it.
 
@@ -187,7 +187,7 @@ _AFTER = re.compile(r"after (RCPT TO|MAIL FROM|DATA|end of data|EHLO|HELO|AUTH|S
                     r"initial connection)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Parsed:
     protocol: Protocol
     reply: Reply

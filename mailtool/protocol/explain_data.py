@@ -18,10 +18,10 @@ not check against a primary source say so in a comment ("unverified").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from mailtool.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Entry:
     """One code in the knowledge base.
 

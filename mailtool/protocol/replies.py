@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from mailtool.errors import ProtocolError
 from mailtool.exitcodes import ExitCode
 from mailtool.protocol.wire import MAX_REPLY_LINES
+from mailtool.record import record
 
 #: Longest server text we show in one line; the rest is elided (CVE-2021-36386 class).
 MAX_SHOWN_TEXT = 2000
@@ -34,7 +34,7 @@ def decode_server_text(data: bytes | str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Reply:
     """One server reply, whatever the protocol.
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from mailtool.errors import AuthError, ProtocolError
+from mailtool.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """What the user has: a password, an OAuth token, or both."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from mailtool.record import record
 
 
 class TLSMode(enum.Enum):
@@ -20,7 +21,7 @@ class TLSMode(enum.Enum):
         return cls.IMPLICIT if port in implicit_ports else cls.STARTTLS
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSSettings:
     """Certificate policy: verified by default; ``insecure`` skips checks (loudly)."""
 
@@ -29,7 +30,7 @@ class TLSSettings:
     server_hostname: str | None = None  # name to verify, when it differs from the host
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSInfo:
     """Facts about an established TLS session, for transcripts and diagnose."""
 

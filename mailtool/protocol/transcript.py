@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
+
+from mailtool.record import field, record
 
 Direction = Literal["C", "S", "*"]  # client, server, a note (connect, TLS facts, ...)
 
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class TranscriptEntry:
     direction: Direction
     elapsed_ms: float
@@ -25,7 +26,7 @@ class TranscriptEntry:
 Hook = Callable[[TranscriptEntry], None]
 
 
-@dataclass
+@record
 class Transcript:
     """Collects entries and passes each to the hooks; keeps at most ``max_entries``."""
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mailtool.errors import LocalIOError, MailtoolError
 from mailtool.exitcodes import ExitCode
+from mailtool.record import field, record
 from mailtool.store.atomic import fsync_dir
 from mailtool.store.lineends import CRLFToLF
 from mailtool.store.maildir import (
@@ -70,14 +70,14 @@ BATCH_BYTES = 32 * 1024 * 1024
 
 
 # -- what the engine needs from the server ----------------------------------------------
-@dataclass(frozen=True)
+@record(frozen=True)
 class FolderInfo:
     name: str  # decoded (UTF-8) name
     delimiter: str | None
     selectable: bool = True
 
 
-@dataclass
+@record
 class Selected:
     """What SELECT/EXAMINE told us."""
 
@@ -131,7 +131,7 @@ class _NoProgress:
         return None
 
 
-@dataclass
+@record
 class SyncOptions:
     dry_run: bool = False
     keep_deleted: bool = False
@@ -142,7 +142,7 @@ class SyncOptions:
     progress: Callable[[], Progress] = _NoProgress
 
 
-@dataclass
+@record
 class FolderResult:
     """What happened to one folder (the ``--json`` row)."""
 

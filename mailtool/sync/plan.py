@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from mailtool.errors import DataError
+from mailtool.record import field, record
 from mailtool.sync.state import FolderState
 
 #: IMAP system flags and their Maildir letters (https://cr.yp.to/proto/maildir.html).
@@ -51,7 +51,7 @@ def imap_flags(letters: str) -> list[str]:
     return [_BY_LETTER[c] for c in sorted(set(letters)) if c in _BY_LETTER]
 
 
-@dataclass
+@record
 class FolderPlan:
     """The changes one run makes to one local folder."""
 
@@ -130,7 +130,7 @@ def check_mass_delete(
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     """What re-matching compares: the Message-ID header and the exact size."""
 
@@ -138,7 +138,7 @@ class Identity:
     size: int
 
 
-@dataclass
+@record
 class Rematch:
     """Old UID -> new UID pairs after a UIDVALIDITY change."""
 

@@ -28,11 +28,11 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailtool.errors import ConfigError, LocalIOError
+from mailtool.record import field, record
 from mailtool.store.atomic import fsync_dir, read_json, write_json
 
 STATE_FILE = "mailtool-sync.state"
@@ -57,7 +57,7 @@ def parse_key(filename: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-@dataclass
+@record
 class Record:
     """One message we hold: where its file is and the flags as last synced."""
 
@@ -67,7 +67,7 @@ class Record:
     gone: bool = False  # expunged on the server but kept here (--keep-deleted)
 
 
-@dataclass
+@record
 class FolderState:
     """The sync state of one folder."""
 

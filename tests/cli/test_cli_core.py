@@ -170,11 +170,11 @@ def test_import_boundaries() -> None:
             bad = tops & {"click", "rich", "keyring", "dns"}
             if bad:
                 problems.append(f"{rel} imports {sorted(bad)}")
-            # The protocol layer sits below the library: errors and exit codes only.
+            # The protocol layer sits below the library: errors, exit codes and records only.
             upward = sorted(
                 n for n in names
                 if n.startswith("mailtool.") and not n.startswith("mailtool.protocol")
-                and n not in ("mailtool.errors", "mailtool.exitcodes")
+                and n not in ("mailtool.errors", "mailtool.exitcodes", "mailtool.record")
             )
             if upward:
                 problems.append(f"{rel} imports the library: {upward}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mailtool.errors import (
@@ -52,6 +51,7 @@ from mailtool.protocol.imap.utf7 import decode_mailbox, encode_mailbox
 from mailtool.protocol.replies import exit_code_for
 from mailtool.protocol.transport import Transport
 from mailtool.protocol.wire import CHUNK
+from mailtool.record import field, record, replace
 
 log = logging.getLogger("mailtool.imap")
 
@@ -114,7 +114,7 @@ class BodySink(Protocol):
     def write(self, data: bytes) -> Any: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BodyInfo:
     """What is known when a body literal starts (see the module doc)."""
 
@@ -147,7 +147,7 @@ class _MemorySink:
 
 
 
-@dataclass
+@record
 class SelectInfo:
     """What SELECT/EXAMINE reported (RFC 9051 section 6.3.2, RFC 7162)."""
 
@@ -167,7 +167,7 @@ class SelectInfo:
 
 
 
-@dataclass
+@record
 class _Handler:
     """Per-command routing of untagged responses and body literals."""
 

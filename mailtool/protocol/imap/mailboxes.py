@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from mailtool.protocol.imap.core import IMAPCore, SelectInfo, _Handler, error_for
@@ -19,9 +18,10 @@ from mailtool.protocol.imap.types import (
     StatusResponse,
     Untagged,
 )
+from mailtool.record import record, replace
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mailbox:
     """A LIST entry with its decoded name and, when asked, its STATUS items."""
 

@@ -31,7 +31,6 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from mailtool.errors import DataError
@@ -45,6 +44,7 @@ from mailtool.protocol.imap.types import (
     Untagged,
 )
 from mailtool.protocol.replies import decode_server_text
+from mailtool.record import field, record
 
 #: Longest response line. IMAP puts whole results on one line: ``* SEARCH`` for a folder
 #: of a million messages is about 7 MB, so the shared 64 KiB line bound is too small here;
@@ -88,7 +88,7 @@ NEED_DATA = NeedData.NEED_DATA
 # --- events -----------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Command:
     """A command in flight: its tag, name, and the untagged responses attributed to it."""
 
@@ -99,7 +99,7 @@ class Command:
     result: StatusResponse | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ResponseReceived:
     """An untagged response; ``command`` is the command in flight it was attributed to."""
 
@@ -107,14 +107,14 @@ class ResponseReceived:
     command: Command | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ContinuationRequest:
     """The server's ``+``: go on with a literal, a SASL response, or IDLE has started."""
 
     continuation: Continuation
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CommandDone:
     """A tagged response completed ``command`` (``command.result`` is set)."""
 
@@ -122,7 +122,7 @@ class CommandDone:
     status: StatusResponse
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BodyStart:
     """A message body literal begins: FETCH sequence number, item name, size, and the
     items parsed from the text before it (UID, FLAGS, RFC822.SIZE ... when sent first)."""
@@ -133,12 +133,12 @@ class BodyStart:
     prefix: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BodyChunk:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BodyEnd:
     size: int
 
@@ -156,7 +156,7 @@ class Raw(str):
     """
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LiteralData:
     """A literal whose bytes come from an iterable of chunks (APPEND of a big message)."""
 
@@ -174,7 +174,7 @@ class Wait(enum.Enum):
 Part = bytes | LiteralData | Wait
 
 
-@dataclass
+@record
 class CommandParts:
     """What to send for one command: bytes, streamed literals and continuation waits."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mailtool.protocol.replies import Reply, decode_server_text
+from mailtool.record import field, record
 
 Status = Literal["OK", "NO", "BAD", "BYE", "PREAUTH"]
 
@@ -22,7 +22,7 @@ Status = Literal["OK", "NO", "BAD", "BYE", "PREAUTH"]
 Value = Any
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StreamedLiteral:
     """A body literal that was streamed (to a sink) instead of being kept in memory."""
 
@@ -30,7 +30,7 @@ class StreamedLiteral:
     sink: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ResponseCode:
     """A bracketed response code: ``[UIDVALIDITY 3857529045]`` -> name and arguments.
 
@@ -47,7 +47,7 @@ class ResponseCode:
         return f"{self.name} {self.text}".rstrip()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StatusResponse:
     """``tag OK|NO|BAD [code] text`` or the untagged ``* OK|NO|BAD|BYE|PREAUTH``."""
 
@@ -69,7 +69,7 @@ class StatusResponse:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Continuation:
     """A continuation request ``+ text``; ``data`` is the raw text (SASL base64 challenges)."""
 
@@ -77,7 +77,7 @@ class Continuation:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class UIDSet:
     """A set of UIDs (or sequence numbers) as sorted, merged inclusive ranges.
 
@@ -123,7 +123,7 @@ class UIDSet:
         return cls(tuple(ranges))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Address:
     """One address of an ENVELOPE (RFC 3501 section 7.4.2); group syntax keeps host None."""
 
@@ -144,7 +144,7 @@ class Address:
         return self.email
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Envelope:
     """The ENVELOPE fetch item. Text fields are raw header text (RFC 2047 still encoded)."""
 
@@ -160,7 +160,7 @@ class Envelope:
     message_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BodyStructure:
     """A BODYSTRUCTURE node: a single part, or a multipart with ``parts``.
 
@@ -205,7 +205,7 @@ class BodyStructure:
             yield from part.walk()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FetchData:
     """One ``* n FETCH (...)`` response: sequence number and items by upper-case name.
 
@@ -264,7 +264,7 @@ class FetchData:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ListEntry:
     """One ``* LIST`` line: attributes (as sent, e.g. ``\\HasNoChildren``), delimiter, name."""
 
@@ -296,7 +296,7 @@ _SPECIAL_USE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class MailboxStatus:
     """``* STATUS name (MESSAGES n UNSEEN n ...)``; item names upper-case."""
 
@@ -305,7 +305,7 @@ class MailboxStatus:
     items: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ESearch:
     """``* ESEARCH`` (RFC 4731): ALL as a set, MIN/MAX/COUNT/MODSEQ as numbers."""
 
@@ -318,7 +318,7 @@ class ESearch:
     modseq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Vanished:
     """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162)."""
 
@@ -326,7 +326,7 @@ class Vanished:
     uids: UIDSet
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Untagged:
     """Any other untagged response.
 

@@ -30,11 +30,11 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from mailtool.errors import LineTooLongError, ProtocolError
 from mailtool.protocol.replies import Reply, ReplyParseError, parse_pop3_status
 from mailtool.protocol.wire import MAX_LINE, guard_argument
+from mailtool.record import record
 
 #: RFC 1939 allows 512-octet responses; real servers send longer capability and error text,
 #: so status and listing lines get the shared, generous bound.
@@ -64,7 +64,7 @@ class Body(enum.Enum):
 # --- events -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Greeting:
     """The server's greeting; ``timestamp`` is the APOP ``<...>`` banner part, if any."""
 
@@ -72,7 +72,7 @@ class Greeting:
     timestamp: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Status:
     """The status line answering ``command``."""
 
@@ -80,7 +80,7 @@ class Status:
     reply: Reply
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Challenge:
     """A ``+ base64`` continuation in an AUTH exchange (still base64-encoded)."""
 
@@ -88,7 +88,7 @@ class Challenge:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Line:
     """One line of a multi-line listing, unstuffed, without its CRLF."""
 
@@ -96,7 +96,7 @@ class Line:
     line: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Data:
     """A piece of a multi-line message body, unstuffed, line ends as the server sent them."""
 
@@ -104,7 +104,7 @@ class Data:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class End:
     """The end of a multi-line response."""
 
@@ -240,7 +240,7 @@ class _Mode(enum.Enum):
     BROKEN = "broken"
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Pending:
     command: str
     body: Body

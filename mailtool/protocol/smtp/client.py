@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 from mailtool.errors import (
     AuthError,
@@ -57,12 +56,13 @@ from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import Transport
 from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer
+from mailtool.record import field, record
 
 #: A reply line longer than this is hostile: RFC 5321 allows 512 octets per reply line.
 MAX_REPLY_LINE = min(MAX_LINE, 16 * 1024)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Timeouts:
     """Per-step timeouts in seconds (RFC 5321 section 4.5.3.2 minimums by default)."""
 
@@ -107,7 +107,7 @@ def reply_error(step: str, reply: Reply, message: str = "refused") -> MailtoolEr
     return cls(message, step=step, reply=reply, exit_code=code)
 
 
-@dataclass
+@record
 class TransactionResult:
     """What the server said to one mail transaction.
 
@@ -130,7 +130,7 @@ class TransactionResult:
         return self.data is not None and self.data.is_positive
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProbeResult:
     """MAIL/RCPT answers to a probe that sent no data (then RSET)."""
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from mailtool.errors import ProtocolError
 from mailtool.protocol.replies import Reply, SMTPReplyReader
 from mailtool.protocol.wire import guard_argument
+from mailtool.record import field, record
 
 
 class ReplyCode(enum.IntEnum):
@@ -53,7 +53,7 @@ class SMTPState(enum.Enum):
     CLOSED = "closed"  # QUIT, 421, or the connection is gone
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Capabilities:
     """What an EHLO reply advertises (RFC 5321 section 4.1.1.1; keywords upper-cased)."""
 
@@ -135,7 +135,7 @@ def parse_ehlo(reply: Reply) -> Capabilities:
     return Capabilities(domain=domain, extensions=ext)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ReplyEvent:
     """A complete reply, paired with the command it answers (``"greeting"`` for the 220)."""
 
