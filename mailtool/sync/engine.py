@@ -25,11 +25,7 @@ The server is reached through the small ``Source`` protocol below, implemented o
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any, Protocol
 
 from mailtool.errors import LocalIOError, MailtoolError
 from mailtool.exitcodes import ExitCode
@@ -63,6 +59,17 @@ from mailtool.sync.state import (
     scan_keys,
 )
 
+# Not typing.TYPE_CHECKING: a sync run should not pay for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
+    from typing import Any, Protocol
+
+    from mailtool.sync.state import Header
+else:
+    Protocol = object  # the protocols below are for type checkers only
+
 #: A batch ends after this many messages or bytes: one durability point (syncfs or
 #: fsyncs, directory fsync, journal fsync) per batch instead of per message.
 BATCH_MESSAGES = 500
@@ -75,6 +82,10 @@ class FolderInfo:
     name: str  # decoded (UTF-8) name
     delimiter: str | None
     selectable: bool = True
+    #: STATUS items the server listed with the folder (LIST-STATUS), upper-case names:
+    #: UIDVALIDITY, UIDNEXT, MESSAGES, HIGHESTMODSEQ. Lets an unchanged folder be skipped
+    #: without selecting it.
+    status: dict[str, int] | None = field(default=None, compare=False)
 
 
 @record
@@ -209,6 +220,8 @@ def choose_folders(
                 missing.append(name)
     else:
         chosen = list(selectable)
+    if include or exclude:
+        import fnmatch
     if include:
         chosen = [f for f in chosen if any(fnmatch.fnmatchcase(f.name, p) for p in include)]
     if exclude:
@@ -216,16 +229,21 @@ def choose_folders(
     return chosen, missing
 
 
-def _set_flags(folder_dir: Path, rel: str, letters: str) -> str:
-    """Rename a message file for new flags (``new/`` -> ``cur/`` when it gains any)."""
+def _flag_target(rel: str, letters: str) -> str:
+    """Where a message file goes for new flags (``new/`` -> ``cur/`` when it gains any)."""
     sub, name = rel.split("/", 1)
-    base = name.split(":2,", 1)[0]
     if sub == "new" and not letters:
         return rel
-    target = f"cur/{base}:2,{letters}"
-    if target != rel:
-        os.rename(folder_dir / rel, folder_dir / target)
-    return target
+    return f"cur/{name.split(':2,', 1)[0]}:2,{letters}"
+
+
+def _unchanged(head: Header, uidvalidity: int | None, uidnext: int | None,
+               highestmodseq: int | None, messages: int | None) -> bool:
+    """The server folder is exactly as last synced (every counter known and equal)."""
+    return (head.uidvalidity is not None and uidvalidity == head.uidvalidity
+            and uidnext is not None and uidnext == head.uidnext
+            and head.highestmodseq is not None and highestmodseq == head.highestmodseq
+            and (messages is None or messages == head.live))
 
 
 # -- the engine -------------------------------------------------------------------------
@@ -294,7 +312,8 @@ class _Writer:
                  for uid, pending in zip(self.uids, self.durable.pending, strict=True)]
         paths = self.durable.commit()
         for (uid, letters, size), final in zip(sizes, paths, strict=True):
-            rel = f"{final.parent.name}/{final.name}"
+            text = os.fspath(final)
+            rel = text[text.rfind("/", 0, text.rfind("/")) + 1:]  # "new/NAME" or "cur/NAME"
             eng.store.record("+", uid, rel, letters, size)
             eng.result.fetched += 1
             eng.result.fetched_bytes += size
@@ -311,6 +330,8 @@ class FolderSync:
         self.info = info
         self.options = options
         self.dir = folder_path(root, info.name, info.delimiter)
+        self.path = os.fspath(self.dir)  # string paths in the per-message work: no pathlib
+        self.is_sub = self.dir != root
         self.result = FolderResult(folder=info.name, path=str(self.dir),
                                    dry_run=options.dry_run)
         self.store = StateStore(self.dir, info.name)
@@ -323,11 +344,11 @@ class FolderSync:
     def maildir(self) -> Maildir:
         if self._maildir is None:
             self._maildir = Maildir(self.dir)
-            if self.dir != self.dir.parent and self.dir.name.startswith("."):
-                marker = self.dir / FOLDER_MARKER
-                if not marker.exists():
-                    marker.touch()
-            fsync_dir(self.dir.parent)
+            if self.is_sub and os.path.basename(self.path).startswith("."):
+                marker = os.path.join(self.path, FOLDER_MARKER)
+                if not os.path.exists(marker):
+                    os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+            fsync_dir(os.path.dirname(self.path) or ".")
         return self._maildir
 
     def run(self) -> FolderResult:
@@ -338,19 +359,42 @@ class FolderSync:
         return self.result
 
     def _run(self) -> None:
-        if self.dir.is_dir():
-            self.state = self.store.load()
+        head: Header | None = None
+        if os.path.isdir(self.path):
+            # The snapshot's first line decides an unchanged folder: with LIST-STATUS
+            # counters no SELECT at all, else after EXAMINE; the records are read only
+            # when something changed.
+            head = self.store.header()
+            status = self.info.status
+            if head is not None and status is not None and _unchanged(
+                    head, status.get("UIDVALIDITY"), status.get("UIDNEXT"),
+                    status.get("HIGHESTMODSEQ"), status.get("MESSAGES")):
+                self.result.uidvalidity = head.uidvalidity
+                self.result.mode = "unchanged"
+                return
+            if head is None:
+                self.state = self.store.load()
         else:
             self.store.state = self.state
         state = self.state
-        use_qresync = (self.source.qresync and state.uidvalidity is not None
-                       and state.highestmodseq is not None and bool(state.records))
+        if head is not None:
+            uidvalidity, modseq, held = head.uidvalidity, head.highestmodseq, head.live > 0
+        else:
+            uidvalidity, modseq, held = (state.uidvalidity, state.highestmodseq,
+                                         bool(state.records))
+        use_qresync = (self.source.qresync and uidvalidity is not None
+                       and modseq is not None and held)
         sel = self.source.select(
             self.info.name,
-            (state.uidvalidity, state.highestmodseq)  # type: ignore[arg-type]
-            if use_qresync else None,
+            (uidvalidity, modseq) if use_qresync else None,  # type: ignore[arg-type]
         )
         self.result.uidvalidity = sel.uidvalidity
+        if head is not None:
+            if not (use_qresync and (sel.vanished or sel.changed)) and _unchanged(
+                    head, sel.uidvalidity, sel.uidnext, sel.highestmodseq, None):
+                self.result.mode = "unchanged"
+                return
+            self.state = state = self.store.load()
         present: set[int] | None = None
         vanished: set[int] = set()
         flags: dict[int, str] = {}
@@ -411,8 +455,7 @@ class FolderSync:
         if self.result.mode == "rematch":
             self.store.snapshot(state)  # the re-matched state, before touching any file
         self._fetch(plan.fetch)
-        self._apply_flags(plan.flags)
-        self._delete(plan.delete, plan.keep)
+        self._apply_changes(plan.flags, plan.delete, plan.keep)
         next_uid = max([state.uidnext, sel.uidnext or 0, *(u + 1 for u in new_uids)])
         state.uidnext = next_uid
         state.highestmodseq = sel.highestmodseq
@@ -425,10 +468,11 @@ class FolderSync:
         state = self.state
         assert state.uidvalidity is not None
         # Files stored by an interrupted run before it could journal them.
-        found = scan_keys(self.dir, state.uidvalidity, uids) if self.dir.is_dir() else {}
+        found = scan_keys(self.path, state.uidvalidity, uids) if os.path.isdir(self.path) else {}
         for uid, rel in sorted(found.items()):
-            letters = rel.split(":2,", 1)[1] if ":2," in rel else ""
-            size = os.path.getsize(self.dir / rel)
+            info = rel.split(":2,", 1)[1] if ":2," in rel else ""
+            letters = "".join(sorted({c for c in info if c.isascii() and c.isalpha()}))
+            size = os.path.getsize(os.path.join(self.path, rel))
             self.store.record("+", uid, rel, letters, size)
             self.result.adopted += 1
         if found:
@@ -462,62 +506,78 @@ class FolderSync:
 
     def _clean_tmp(self) -> None:
         """Remove partial messages an interrupted run of ours left in ``tmp/``."""
-        for entry in os.scandir(self.dir / "tmp"):
+        for entry in os.scandir(os.path.join(self.path, "tmp")):
             if parse_key(entry.name) is not None:  # named by our key: nobody else writes it
                 try:
                     os.unlink(entry.path)
                 except OSError:
                     pass
 
-    def _apply_flags(self, changes: dict[int, str]) -> None:
-        if not changes:
-            return
+    def _apply_changes(self, changes: dict[int, str], delete: list[int], keep: list[int]
+                       ) -> None:
+        """Rename files for flag changes, remove deleted ones; then one directory sync
+        and one journal commit for all of it."""
         records = self.state.records
+        base = self.path + "/"
         for uid, letters in sorted(changes.items()):
             rec = records[uid]
-            try:
-                rel = _set_flags(self.dir, self._locate(uid, rec), letters)
-            except FileNotFoundError:
-                continue  # the local file went away; the next full comparison notices
-            except OSError as exc:
-                raise LocalIOError(f"cannot rename {self.dir / rec.path}: {exc.strerror}"
-                                   ) from exc
-            self.store.record("*", uid, rel, letters)
+            rel = rec.path
+            target = _flag_target(rel, letters)
+            if target != rel:
+                # Rename first, look for the file only when it is not where we left it
+                # (a mail reader renamed it): no stat per message.
+                try:
+                    os.rename(base + rel, base + target)
+                except FileNotFoundError:
+                    try:
+                        rel = self._locate(uid, rec)
+                        target = _flag_target(rel, letters)
+                        if target != rel:
+                            os.rename(base + rel, base + target)
+                    except FileNotFoundError:
+                        continue  # the local file went away; a full comparison notices
+                    except OSError as exc:
+                        raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}"
+                                           ) from exc
+                except OSError as exc:
+                    raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}") from exc
+            self.store.record("*", uid, target, letters)
             self.result.flagged += 1
-        self.maildir.sync()
-        self.store.commit()
-
-    def _delete(self, delete: list[int], keep: list[int]) -> None:
-        records = self.state.records
         for uid in delete:
             rec = records[uid]
             try:
-                os.unlink(self.dir / self._locate(uid, rec))
+                os.unlink(base + rec.path)
             except FileNotFoundError:
-                pass
+                try:
+                    os.unlink(base + self._locate(uid, rec))
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise LocalIOError(f"cannot remove {base + rec.path}: {exc.strerror}"
+                                       ) from exc
             except OSError as exc:
-                raise LocalIOError(f"cannot remove {self.dir / rec.path}: {exc.strerror}"
+                raise LocalIOError(f"cannot remove {base + rec.path}: {exc.strerror}"
                                    ) from exc
             self.store.record("-", uid)
             self.result.deleted += 1
         for uid in keep:
             self.store.record("g", uid)
             self.result.kept += 1
-        if delete:
+        if changes or delete:
             self.maildir.sync()
         self.store.commit()
 
     def _locate(self, uid: int, rec: Record) -> str:
         """The record's file, found by key when a mail reader renamed it."""
-        if (self.dir / rec.path).exists():
+        if os.path.exists(os.path.join(self.path, rec.path)):
             return rec.path
         if self.state.uidvalidity is not None and uid > 0:
-            found = scan_keys(self.dir, self.state.uidvalidity, [uid])
+            found = scan_keys(self.path, self.state.uidvalidity, [uid])
             if uid in found:
                 return found[uid]
         base = rec.path.split("/", 1)[-1].split(":2,", 1)[0]
         for sub in ("cur", "new"):
-            for entry in os.scandir(self.dir / sub):
+            for entry in os.scandir(os.path.join(self.path, sub)):
                 if entry.name.split(":2,", 1)[0] == base:
                     return f"{sub}/{entry.name}"
         raise FileNotFoundError(rec.path)
@@ -530,7 +590,7 @@ class FolderSync:
             if rec.gone:
                 continue
             try:
-                local[uid] = read_identity(str(self.dir / self._locate(uid, rec)))
+                local[uid] = read_identity(os.path.join(self.path, self._locate(uid, rec)))
             except FileNotFoundError:
                 continue
         server = self.source.fetch_identities() if sel.exists else {}
@@ -565,11 +625,12 @@ def lock_root(root: Path) -> int:
 
     from mailtool.errors import CantCreateError, TempFailError
 
+    lock = os.path.join(root, LOCK_FILE)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise CantCreateError(f"cannot create {root / LOCK_FILE}: {exc.strerror}") from exc
+        raise CantCreateError(f"cannot create {lock}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -584,7 +645,7 @@ def sync_folders(source: Source, root: Path, folders: Sequence[FolderInfo],
 
     Errors that concern the connection (transport, protocol) stop the whole run.
     """
-    if options.dry_run and not root.exists():
+    if options.dry_run and not os.path.exists(root):
         return _sync_each(source, root, folders, options)
     fd = lock_root(root)
     try:

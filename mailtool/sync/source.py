@@ -54,9 +54,17 @@ class IMAPSource:
         self.qresync = "QRESYNC" in {e.upper() for e in enabled}
 
     def folders(self) -> list[FolderInfo]:
+        """Every folder; with LIST-STATUS (RFC 5819) also its counters, in the same round
+        trip, so the engine skips unchanged folders without selecting them."""
+        status: tuple[str, ...] | None = None
+        if self.client.has("LIST-STATUS"):
+            status = ("UIDVALIDITY", "UIDNEXT", "MESSAGES")
+            if self.condstore:
+                status += ("HIGHESTMODSEQ",)
         return [
-            FolderInfo(box.name, box.delimiter, box.entry.selectable)
-            for box in self.client.list_mailboxes("", "*")
+            FolderInfo(box.name, box.delimiter, box.entry.selectable,
+                       {k.upper(): v for k, v in box.status.items()} if box.status else None)
+            for box in self.client.list_mailboxes("", "*", status=status)
         ]
 
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected:

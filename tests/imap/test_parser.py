@@ -428,3 +428,63 @@ def test_parse_line_raises_only_protocol_errors(data: bytes) -> None:
             parse_line(prefix + data)
         except ProtocolError:
             pass
+
+
+# --- the FETCH fast path agrees with the general parser ---------------------------------
+_ITEM_TEXT = st.one_of(
+    st.builds(lambda n: f"UID {n}", st.integers(0, 2**64)),
+    st.builds(lambda n: f"RFC822.SIZE {n}", st.integers(0, 2**32)),
+    st.builds(lambda n: f"MODSEQ ({n})", st.integers(0, 2**64)),
+    st.builds(lambda fl: "FLAGS (" + " ".join(fl) + ")",
+              st.lists(st.sampled_from(["\\Seen", "\\Flagged", "$Label1", "NIL", "\\Draft",
+                                        "a.b-c_d", "\\*", "x\"y"]), max_size=4)),
+    st.sampled_from(["INTERNALDATE \"01-Jan-2024 10:00:00 +0000\"", "X-GM-LABELS ()"]),
+)
+
+
+def _parse_both(segments: list[bytes], literals: list[Any]) -> tuple[Any, Any]:
+    from mailtool.protocol.imap.parser import parse_full, parse_response
+
+    results = []
+    for parse in (parse_response, parse_full):
+        try:
+            results.append(parse(segments, literals))
+        except IMAPParseError as exc:
+            results.append(type(exc))
+    return results[0], results[1]
+
+
+@given(st.lists(_ITEM_TEXT, max_size=5), st.sampled_from([" ", "  ", ""]),
+       st.integers(0, 2**33), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_fast_fetch_path_matches_the_general_parser(items: list[str], sep: str, seq: int,
+                                                    with_body: bool) -> None:
+    text = f"* {seq} FETCH (" + sep.join(items)
+    if with_body:
+        segments = [(text + " BODY[] {5}").encode(), b")"]
+        literals: list[Any] = [StreamedLiteral(5)]
+    else:
+        segments = [(text + ")").encode()]
+        literals = []
+    fast, full = _parse_both(segments, literals)
+    assert fast == full
+
+
+def test_fast_fetch_path_is_taken_for_sync_responses() -> None:
+    """The common shapes really take the fast path (no Lexer built)."""
+    from mailtool.protocol.imap import parser
+
+    calls = []
+    original = parser.parse_full
+    parser.parse_full = lambda *a: calls.append(a) or original(*a)  # type: ignore[assignment]
+    try:
+        got = parser.parse_response([b"* 4 FETCH (UID 9 MODSEQ (12) FLAGS (\\Seen))"], [])
+        body = parser.parse_response([b"* 5 FETCH (UID 10 RFC822.SIZE 3 FLAGS () BODY[] {3}",
+                                      b")"], [StreamedLiteral(3)])
+        parser.parse_response([b"* 5 FETCH (UID 10 INTERNALDATE \"01-Jan-2024 10:00:00 +0000\")"], [])
+    finally:
+        parser.parse_full = original  # type: ignore[assignment]
+    assert len(calls) == 1  # only the INTERNALDATE one
+    assert got == Untagged(kind="FETCH", number=4, value=FetchData(
+        seq=4, items={"UID": 9, "MODSEQ": 12, "FLAGS": ("\\Seen",)}))
+    assert isinstance(body, Untagged) and body.value.items["BODY[]"] == StreamedLiteral(3)

@@ -208,3 +208,48 @@ def test_random_sigkills_neither_lose_nor_duplicate(dovecot: Dovecot, test_ca: T
     assert local_view(root) == server_view(imap, "INBOX")
     assert not [p for p in (root / "tmp").iterdir()]
     imap.logout()
+
+
+def _sent(stderr: str) -> list[str]:
+    """The commands of a -v transcript (client lines), without tags."""
+    lines = [line.split("-> ", 1)[1] for line in stderr.splitlines() if " -> " in line]
+    return [line.split(" ", 1)[1] if " " in line else line for line in lines]
+
+
+@pytest.mark.timeout(120)
+def test_resyncs_do_only_what_changed(dovecot: Dovecot, test_ca: TestCA, mail_user: User,
+                                      tmp_path: Path) -> None:
+    """No-op: LIST-STATUS answers it, no EXAMINE, no state write. Flags: QRESYNC's EXAMINE
+    reports the changes, so no UID FETCH or SEARCH follows."""
+    user = mail_user
+    dovecot.deliver_many(user, [message(n) for n in range(20)])
+    root = tmp_path / "mirror"
+    env = {"MAILTOOL_PASSWORD": user.password}
+    sync(dovecot, test_ca, user, root, "INBOX")
+    state = root / "mailtool-sync.state"
+    before = state.stat()
+
+    result = run_cli(*sync_args(dovecot, test_ca, user, root, "-v", "--json", "INBOX"), env=env)
+    sent = _sent(result.stderr)
+    assert any(c.startswith("LIST ") and "RETURN (STATUS" in c for c in sent), sent
+    assert not [c for c in sent if c.startswith(("EXAMINE", "SELECT", "UID "))], sent
+    assert rows(json.loads(result.stdout))["INBOX"]["mode"] == "unchanged"
+    after = state.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (root / "mailtool-sync.journal").exists()
+
+    imap = other_client(dovecot, test_ca, user)
+    imap.select("INBOX")
+    assert imap.uid("STORE", "3,7,11", "+FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
+    assert imap.uid("STORE", "5", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+    assert imap.expunge()[0] == "OK"
+    result = run_cli(*sync_args(dovecot, test_ca, user, root, "-v", "--json", "INBOX"), env=env)
+    sent = _sent(result.stderr)
+    assert [c for c in sent if c.startswith("EXAMINE")] == [
+        next(c for c in sent if c.startswith("EXAMINE INBOX (QRESYNC"))]
+    assert not [c for c in sent if c.startswith("UID ")], sent
+    inbox = rows(json.loads(result.stdout))["INBOX"]
+    assert (inbox["mode"], inbox["flags_changed"], inbox["deleted"]) == ("qresync", 3, 1)
+    assert local_view(root) == server_view(imap, "INBOX")
+    assert state.read_bytes().startswith(b"mailtool-sync-state 2 ")
+    imap.logout()

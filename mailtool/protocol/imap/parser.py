@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailtool.protocol.imap.lexer import IMAPParseError, Lexer, to_number
+from mailtool.protocol.imap.lexer import MAX_NUMBER, IMAPParseError, Lexer, to_number
 from mailtool.protocol.imap.types import (
     Address,
     BodyStructure,
@@ -61,6 +61,15 @@ def parse_response(segments: list[bytes], literals: list[Any]) -> Response:
     Raises:
         IMAPParseError: the response does not follow the grammar.
     """
+    if segments[0][:2] == b"* ":
+        fast = _fast_fetch(segments, literals)
+        if fast is not None:
+            return fast
+    return parse_full(segments, literals)
+
+
+def parse_full(segments: list[bytes], literals: list[Any]) -> Response:
+    """``parse_response`` without the FETCH fast path (the reference it is tested against)."""
     lx = Lexer(segments, literals)
     first = lx.peek()
     if first == 0x2B:  # "+"
@@ -365,6 +374,73 @@ _UNTAGGED = {
 
 
 # --- FETCH ------------------------------------------------------------------------------
+
+# The FETCH responses a sync receives by the thousand hold only UID, RFC822.SIZE, MODSEQ
+# and FLAGS (plain atoms), sometimes ending in one streamed ``BODY[]`` literal. They take
+# a regex path, several times cheaper than the general parser; anything else, or anything
+# unusual about them, goes through the general parser, which is the reference.
+_FAST_HEAD = re.compile(rb"\* ([1-9][0-9]{0,9}) FETCH \(")
+_FAST_ITEM = re.compile(
+    rb"(UID|RFC822\.SIZE) ([0-9]{1,19})|MODSEQ \(([0-9]{1,19})\)"
+    rb"|FLAGS \(((?:\\?[A-Za-z0-9$_.-]+(?: \\?[A-Za-z0-9$_.-]+)*)?)\)"
+)
+_FAST_BODY = b" BODY[] {"
+
+
+def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
+    """A simple FETCH response parsed by regex, or None to use the general parser."""
+    line = segments[0]
+    head = _FAST_HEAD.match(line)
+    if head is None:
+        return None
+    body = None
+    if len(segments) == 1:
+        if literals or line[-1:] != b")":
+            return None
+        end = len(line) - 1
+    elif (len(segments) == 2 and segments[1] == b")" and len(literals) == 1
+          and isinstance(literals[0], StreamedLiteral) and line[-1:] == b"}"):
+        end = line.rfind(_FAST_BODY)
+        if end < head.end() - 1 or not line[end + len(_FAST_BODY):-1].isdigit():
+            return None
+        if end == head.end() - 1:  # "(BODY[] {n}": no simple item before the body
+            return None
+        body = literals[0]
+    else:
+        return None
+    items: dict[str, Any] = {}
+    pos = head.end()
+    match = _FAST_ITEM.match
+    while pos < end:
+        m = match(line, pos, end)
+        if m is None:
+            return None
+        name, number, modseq, flags = m.groups()
+        if name is not None:
+            value = int(number)
+            if value > MAX_NUMBER:
+                return None
+            items[name.decode("ascii")] = value
+        elif modseq is not None:
+            value = int(modseq)
+            if value > MAX_NUMBER:
+                return None
+            items["MODSEQ"] = value
+        else:
+            words = tuple(flags.decode("ascii").split(" ")) if flags else ()
+            if "NIL" in (w.upper() for w in words):
+                return None
+            items["FLAGS"] = words
+        pos = m.end()
+        if pos < end:
+            if line[pos] != 0x20 or pos + 1 == end:
+                return None
+            pos += 1
+    if body is not None:
+        items["BODY[]"] = body
+    seq = int(head.group(1))
+    return Untagged(kind="FETCH", number=seq, value=FetchData(seq=seq, items=items))
+
 
 
 def _fetch(lx: Lexer, seq: int) -> FetchData:
