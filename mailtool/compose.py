@@ -20,15 +20,17 @@ point reads raw messages and must start fast.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING
 
 from mailtool.errors import DataError, NoInputError
 from mailtool.protocol.wire import CHUNK, CRLFNormalizer, guard_argument
 from mailtool.record import field, record
 
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
     from email.message import EmailMessage
+    from typing import IO
 
 #: Messages up to this size stay in memory; bigger ones spill into a temporary file.
 SPOOL_MEMORY = 8 * 1024 * 1024

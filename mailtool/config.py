@@ -23,39 +23,67 @@ here, so a broken file fails early with exit 78 naming the file and line.
 from __future__ import annotations
 
 import os
-import re
-import stat
-from pathlib import Path
-from typing import Any
 
 from mailtool.errors import ConfigError
 from mailtool.record import field, record
+
+# Not ``typing.TYPE_CHECKING``: neither typing nor pathlib is imported at run time
+# (mailtool-sendmail reads its configuration with os.path alone; the functions returning a
+# ``Path`` import pathlib when called).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, TypeAlias
+
+    #: A file name as callers give it.
+    PathArg: TypeAlias = "str | os.PathLike[str]"
 
 SERVICES = ("smtp", "pop3", "imap")
 TLS_WORDS = ("implicit", "starttls", "none")
 
 
-def default_config_path() -> Path:
-    """``$MAILTOOL_CONFIG``, else ``$XDG_CONFIG_HOME/mailtool/config.toml``."""
+def default_config_file() -> str:
+    """``$MAILTOOL_CONFIG``, else ``$XDG_CONFIG_HOME/mailtool/config.toml`` (a ``str``)."""
     explicit = os.environ.get("MAILTOOL_CONFIG")
     if explicit:
-        return Path(explicit)
+        return explicit
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "mailtool" / "config.toml"
+    return os.path.join(base, "mailtool", "config.toml")
 
 
-def state_dir() -> Path:
-    """``$XDG_STATE_HOME/mailtool`` (UIDL lists, sync state, the outbox)."""
+def default_config_path() -> Path:
+    """``default_config_file()`` as a ``Path``."""
+    from pathlib import Path
+
+    return Path(default_config_file())
+
+
+def state_dir_str() -> str:
+    """``$XDG_STATE_HOME/mailtool`` (UIDL lists, sync state, the outbox), as a ``str``."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    return Path(base) / "mailtool"
+    return os.path.join(base, "mailtool")
+
+
+def state_dir() -> Path:
+    """``state_dir_str()`` as a ``Path``."""
+    from pathlib import Path
+
+    return Path(state_dir_str())
+
+
+def cache_dir_str() -> str:
+    """``$XDG_CACHE_HOME/mailtool`` (folder names for shell completion), as a ``str``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mailtool")
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/mailtool`` (folder names for shell completion)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mailtool"
+    """``cache_dir_str()`` as a ``Path``."""
+    from pathlib import Path
+
+    return Path(cache_dir_str())
 
 
 @record(frozen=True)
@@ -89,7 +117,7 @@ class Account:
 
 @record(frozen=True)
 class Config:
-    path: Path | None
+    path: PathArg | None  # the file read (as the caller named it), None when there was none
     accounts: dict[str, Account]
     default_account: str | None
     raw: dict[str, Any]
@@ -146,7 +174,7 @@ def _service(where: str, name: str, table: Any) -> ServiceConfig:
     return ServiceConfig(service=name, extra=extra, **values)
 
 
-def parse_config(text: str, path: Path | None = None) -> Config:
+def parse_config(text: str, path: PathArg | None = None) -> Config:
     """Parse and check a config document.
 
     Raises:
@@ -176,16 +204,17 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     return Config(path=path, accounts=accounts, default_account=default, raw=raw)
 
 
-def load_config(path: Path | None = None) -> Config:
+def load_config(path: PathArg | None = None) -> Config:
     """Read the config file; a missing default file is an empty config, not an error.
 
     Raises:
         ConfigError: the file named explicitly is missing, or any file is broken.
     """
     explicit = path is not None
-    path = path or default_config_path()
+    path = path or default_config_file()
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8").replace("\r\n", "\n")
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"configuration file {path} does not exist") from None
@@ -197,7 +226,8 @@ def load_config(path: Path | None = None) -> Config:
 
 
 #: Keys that hold a password typed into the file: refused (the file is not a secret store).
-_INLINE_SECRET = re.compile(r"^(pass|passwd|password|secret)$|_(password|secret)$", re.IGNORECASE)
+#: A pattern, compiled on first use (by ``re``'s cache): most runs have no extra keys.
+_INLINE_SECRET = r"^(pass|passwd|password|secret)$|_(password|secret)$"
 
 def refuse_inline_password(section: ServiceConfig, account: str | None = None) -> None:
     """Refuse a service section holding a password (``password = ...``) before a login.
@@ -205,8 +235,12 @@ def refuse_inline_password(section: ServiceConfig, account: str | None = None) -
     Raises:
         ConfigError: a password-like key is set (exit 78), with where to put it instead.
     """
+    if not section.extra:
+        return
+    import re
+
     for key in section.extra:
-        if _INLINE_SECRET.search(key):
+        if re.search(_INLINE_SECRET, key, re.IGNORECASE):
             where = f"accounts.{account or 'NAME'}.{section.service}"
             raise ConfigError(
                 f"{where}: '{key}' in the config file is refused: store the password with "
@@ -215,7 +249,7 @@ def refuse_inline_password(section: ServiceConfig, account: str | None = None) -
             )
 
 
-def warn_if_readable_by_others(path: Path) -> None:
+def warn_if_readable_by_others(path: PathArg) -> None:
     """Log a warning (stderr by default) when group or others may read the config file."""
     try:
         private = is_private(path)
@@ -228,7 +262,7 @@ def warn_if_readable_by_others(path: Path) -> None:
                      "run: chmod 600 %s", path, path)
 
 
-def is_private(path: Path) -> bool:
+def is_private(path: PathArg) -> bool:
     """True when no one but the owner can read ``path`` (config files may hold secrets)."""
-    mode = path.stat().st_mode
-    return not mode & (stat.S_IRWXG | stat.S_IRWXO)
+    mode = os.stat(path).st_mode
+    return not mode & 0o077  # stat.S_IRWXG | stat.S_IRWXO

@@ -25,10 +25,6 @@ the outbox built on top of this module); ``deliver`` is the one-shot function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from mailtool.compose import Envelope, MessageSource
 from mailtool.errors import (
     AuthError,
     DataError,
@@ -39,12 +35,25 @@ from mailtool.errors import (
 )
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.replies import Reply, exit_code_for
-from mailtool.protocol.sasl import Credentials
-from mailtool.protocol.smtp.client import SMTPClient, Timeouts, TransactionResult
+from mailtool.protocol.smtp.client import SMTPClient, Timeouts
 from mailtool.protocol.smtp.session import mail_parameters, rcpt_parameters
 from mailtool.protocol.tls import TLSMode, TLSSettings
-from mailtool.protocol.transcript import Transcript
 from mailtool.record import field, record
+
+# Not ``typing.TYPE_CHECKING``: typing, sasl and transcript stay out of mailtool-sendmail.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
+
+    from mailtool.compose import Envelope, MessageSource
+    from mailtool.protocol.sasl import Credentials
+    from mailtool.protocol.smtp.client import TransactionResult
+    from mailtool.protocol.transcript import Transcript
+
+    #: Called with the outcomes of one transaction as soon as they are known.
+    OutcomeHook: TypeAlias = Callable[[list["RecipientOutcome"]], None]
+    ResultHook: TypeAlias = Callable[["DeliveryResult"], None]
 
 ACCEPTED = "accepted"
 DEFERRED = "deferred"
@@ -133,11 +142,8 @@ class DeliveryResult:
         }
 
 
-#: Called with the outcomes of one transaction as soon as they are known.
-OutcomeHook = Callable[[list["RecipientOutcome"]], None]
-ResultHook = Callable[["DeliveryResult"], None]
 #: ``_transaction`` / ``_deliver_route``: the final reply comes later (``on_result``).
-_LATER: list[Any] = []
+_LATER: list[RecipientOutcome] = []
 
 
 @record(frozen=True)

@@ -6,14 +6,16 @@ test), so "--host/--port/--tls/--user/--insecure/--ca-file" mean the same thing 
 
 from __future__ import annotations
 
-import ipaddress
-
 from mailtool.config import ServiceConfig, refuse_inline_password
 from mailtool.errors import AuthError, ConfigError, UsageError
-from mailtool.protocol.sasl import Credentials
 from mailtool.protocol.tls import TLSMode, TLSSettings
 from mailtool.record import record, replace
-from mailtool.secrets import require_password
+
+# Not ``typing.TYPE_CHECKING``: sasl (base64) and secrets are imported only for a login,
+# ipaddress only to tell whether a host is loopback.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mailtool.protocol.sasl import Credentials
 
 #: (STARTTLS/cleartext port, implicit-TLS port) per service.
 DEFAULT_PORTS = {
@@ -86,6 +88,8 @@ def split_host_port(value: str, default_port: int | None = None) -> tuple[str, i
 def is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -161,6 +165,9 @@ def credentials(endpoint: Endpoint) -> Credentials:
 
     A ``password_command`` whose mechanism is XOAUTH2/OAUTHBEARER yields a token.
     """
+    from mailtool.protocol.sasl import Credentials
+    from mailtool.secrets import require_password
+
     if not endpoint.user:
         raise ConfigError(
             f"no user name for {endpoint.label()}: give --user or set user in the account",

@@ -15,13 +15,16 @@ resolved through the same resolver, so ``--dns-server`` governs every lookup and
 from __future__ import annotations
 
 import enum
-import random
-from typing import TYPE_CHECKING, Any
 
 from mailtool.errors import UsageError
 from mailtool.record import field, record
 
+# Not ``typing.TYPE_CHECKING``: the send path does not import typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import random
+    from typing import Any
+
     import dns.resolver
 
 #: Most MX hosts we try for one domain (RFC 5321 section 5.1 asks for a configurable limit).
@@ -160,7 +163,10 @@ def host_addresses(resolver: dns.resolver.Resolver, name: str,
 
 def order_mx(records: list[tuple[int, str]], rng: random.Random | None = None) -> list[tuple[int, str]]:
     """Sort by preference, shuffling hosts of equal preference (pure; ``rng`` for tests)."""
-    rng = rng or random.Random()
+    if rng is None:
+        import random  # here: only MX routing shuffles
+
+        rng = random.Random()
     by_pref: dict[int, list[str]] = {}
     for pref, name in records:
         by_pref.setdefault(pref, []).append(name)

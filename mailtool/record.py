@@ -123,31 +123,14 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
             specs[name] = _Field(value, None)
         own.append(name)
     names = tuple(specs)
-    namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
-    params, body = [], []
     seen_default = False
     for name, spec in specs.items():
-        if spec is None:
-            if seen_default:
-                raise TypeError(f"{cls.__name__}: field {name!r} without a default follows "
-                                "one with a default")
-            params.append(name)
-            value = name
-        elif spec.factory is not None:
-            seen_default = True
-            namespace[f"_factory_{name}"] = spec.factory
-            params.append(f"{name}=_MISSING")
-            value = f"_factory_{name}() if {name} is _MISSING else {name}"
-        else:
-            seen_default = True
-            namespace[f"_default_{name}"] = spec.default
-            params.append(f"{name}=_default_{name}")
-            value = name
-        body.append(f"_set(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
-    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
-    exec(source, namespace)  # a fixed template over the class's field names
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+        if spec is None and seen_default:
+            raise TypeError(f"{cls.__name__}: field {name!r} without a default follows "
+                            "one with a default")
+        seen_default = seen_default or spec is not None
+    built: list[type[Any]] = []  # the final class (``slots`` makes a new one), set below
+    init = _lazy_init(built, cls.__qualname__, names, specs, frozen)
 
     attrs: dict[str, Any] = {
         "__init__": init, "__record_fields__": names, "__record_specs__": specs,
@@ -173,6 +156,7 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
         metaclass: Any = type(cls)
         rebuilt: type[T] = metaclass(cls.__name__, cls.__bases__, namespace)
         rebuilt.__qualname__ = cls.__qualname__
+        built.append(rebuilt)
         return rebuilt
     for name in own:  # class attributes hold plain defaults, as with dataclasses
         spec = specs[name]
@@ -183,7 +167,79 @@ def _build(cls: type[T], *, frozen: bool, slots: bool, eq: bool) -> type[T]:
             setattr(cls, name, spec.default)
     for key, value in attrs.items():
         setattr(cls, key, value)
+    built.append(cls)
     return cls
+
+
+#: A record's ``__init__`` is compiled (``exec`` of its source, 100-250 µs here) only once
+#: the class has made this many instances; until then one generic ``__init__`` does the
+#: same work a little slower. A short-lived process (``mailtool-sendmail``) makes a few
+#: instances of each of its thirty records and never pays a compilation; a long run
+#: (``send --batch``) compiles the few records it makes by the thousand.
+COMPILE_AFTER = 16
+
+
+def _lazy_init(built: list[type[Any]], qualname: str, names: tuple[str, ...],
+               specs: dict[str, _Field | None], frozen: bool) -> Callable[..., None]:
+    set_field = object.__setattr__ if frozen else setattr
+    count = 0
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > COMPILE_AFTER and built:
+            compiled = _compile_init(qualname, specs, frozen)
+            built[0].__init__ = compiled
+            compiled(self, *args, **kwargs)
+            return
+        if len(args) > len(names):
+            raise TypeError(f"{qualname}.__init__() takes {len(names) + 1} positional "
+                            f"arguments but {len(args) + 1} were given")
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"{qualname}.__init__() got multiple values for argument "
+                                f"{name!r}")
+            set_field(self, name, value)
+        for name in names[len(args):]:
+            if name in kwargs:
+                set_field(self, name, kwargs.pop(name))
+                continue
+            spec = specs[name]
+            if spec is None:
+                raise TypeError(f"{qualname}.__init__() missing 1 required positional "
+                                f"argument: {name!r}")
+            set_field(self, name, spec.default if spec.factory is None else spec.factory())
+        if kwargs:
+            raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument "
+                            f"{next(iter(kwargs))!r}")
+
+    __init__.__qualname__ = f"{qualname}.__init__"
+    return __init__
+
+
+def _compile_init(qualname: str, specs: dict[str, _Field | None],
+                  frozen: bool) -> Callable[..., None]:
+    """The specialised ``__init__``: the fields as parameters, each set in order."""
+    namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
+    params, body = [], []
+    for name, spec in specs.items():
+        if spec is None:
+            params.append(name)
+            value = name
+        elif spec.factory is not None:
+            namespace[f"_factory_{name}"] = spec.factory
+            params.append(f"{name}=_MISSING")
+            value = f"_factory_{name}() if {name} is _MISSING else {name}"
+        else:
+            namespace[f"_default_{name}"] = spec.default
+            params.append(f"{name}=_default_{name}")
+            value = name
+        body.append(f"_set(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
+    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
+    exec(source, namespace)  # a fixed template over the class's field names
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{qualname}.__init__"
+    return init
 
 
 def _values(obj: Any) -> tuple[object, ...]:

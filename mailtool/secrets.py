@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from mailtool.errors import AuthError
 from mailtool.record import field, record
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 KEYRING_SERVICE = "mailtool"
 ENV_VAR = "MAILTOOL_PASSWORD"

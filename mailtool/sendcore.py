@@ -5,15 +5,18 @@ start fast; heavy modules (``email``, dnspython) are imported only when a reques
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterator
-from typing import IO, Any
 
 from mailtool.compose import Envelope, MessageSource
 from mailtool.errors import MailtoolError, UsageError
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.record import replace
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO, Any
 
 
 class SendRequest:
@@ -407,6 +410,8 @@ def iter_maildir(path: str) -> Iterator[tuple[str | None, bytes]]:
 
 
 def _run_batch(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
+    from functools import partial
+
     from mailtool.delivery import Deliverer
 
     messages = iter_mbox(stdin) if req.batch == "-" else iter_maildir(req.batch or "")
@@ -430,7 +435,7 @@ def _run_batch(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[s
                 routes = deliverer.plan(envelope.recipients)
                 _print_dry_run(req, envelope, source, routes, stdout)
                 continue
-            deliverer.deliver_later(envelope, source, functools.partial(
+            deliverer.deliver_later(envelope, source, partial(
                 _batch_result, req, index, message_id, codes, stdout, stderr))
         # Leaving the block sends QUIT behind the last message's data: its result comes.
     if count == 0:

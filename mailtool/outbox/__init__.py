@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from mailtool.errors import ConfigError
 from mailtool.outbox.schedule import Schedule, schedule_for
 from mailtool.outbox.spool import Entry, Outbox, default_path
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Entry",

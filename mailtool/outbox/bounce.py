@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
-from typing import Any
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 #: Lines of the original header block quoted in a report; the body is never included.
 MAX_QUOTED_HEADER = 64 * 1024

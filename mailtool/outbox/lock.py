@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
-from types import TracebackType
+
+# Not ``typing.TYPE_CHECKING``: nothing here is needed at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class Lock:
     """An exclusive lock on ``path`` (created when missing, mode 0600)."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = path
         self.create = create
         self.fd: int | None = None

@@ -22,9 +22,13 @@ that with three settings::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from mailtool.errors import ConfigError
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Alias expansion depth (root -> admin -> ann@...); a longer chain is a loop.
 MAX_ALIAS_DEPTH = 8

@@ -17,16 +17,22 @@ point of a send then leaves the message in the outbox, never lost.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from mailtool.errors import MailtoolError
 from mailtool.exitcodes import ExitCode, worst
-from mailtool.outbox.schedule import Schedule
-from mailtool.outbox.spool import EXPIRED, REJECTED, Entry, Outbox
+from mailtool.outbox.spool import EXPIRED, REJECTED
 from mailtool.record import field, record
 
-Clock = Callable[[], float]
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, TypeAlias
+
+    from mailtool.outbox.schedule import Schedule
+    from mailtool.outbox.spool import Entry, Outbox
+
+    Clock: TypeAlias = Callable[[], float]
 
 
 @record

@@ -23,7 +23,8 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 _UNITS = {"s": 1.0, "m": MINUTE, "h": HOUR, "d": DAY, "w": 7 * DAY}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+#: Compiled on first use (by re's cache): most runs parse no duration.
+_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$"
 
 
 def parse_duration(value: object, what: str = "duration") -> float:
@@ -38,7 +39,7 @@ def parse_duration(value: object, what: str = "duration") -> float:
         if value < 0:
             raise ConfigError(f"{what}: a duration cannot be negative")
         return float(value)
-    match = _DURATION.match(str(value))
+    match = re.match(_DURATION, str(value), re.IGNORECASE)
     if not match:
         raise ConfigError(f"{what}: expected a duration like 5d or 30m, not {value!r}")
     return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]

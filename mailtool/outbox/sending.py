@@ -10,10 +10,13 @@ never queued: they are reported and give their exit code.
 
 from __future__ import annotations
 
-from typing import IO, Any
-
 from mailtool.errors import CantCreateError
 from mailtool.exitcodes import ExitCode, worst
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, options: Any,

@@ -42,15 +42,18 @@ one twice.
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
 
 from mailtool.errors import CantCreateError, ConfigError, UsageError
 from mailtool.outbox.lock import Lock
-from mailtool.store.atomic import atomic_write, fsync_dir, read_json
+from mailtool.store.atomic import fsync_dir, json_line
+
+# Not ``typing.TYPE_CHECKING``: spooling a message (mailtool-sendmail) imports neither
+# typing nor pathlib nor json; paths here are ``str``.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
 
 PENDING = "pending"
 ACCEPTED = "accepted"
@@ -62,20 +65,27 @@ STALE_TMP = 36 * 3600.0
 #: Attempts kept in an entry's history (the first ones and the latest ones).
 MAX_HISTORY = 40
 #: Our entry names: seconds.pid.random (no "/", ":" or leading dot, sortable by age).
-_ID = re.compile(r"^[0-9]{1,12}\.[0-9]{1,10}\.[0-9a-f]{8,32}$")
+_ID_PATTERN = r"^[0-9]{1,12}\.[0-9]{1,10}\.[0-9a-f]{8,32}$"
+
+
+def _is_id(name: str) -> bool:
+    import re  # compiled once by re's cache, and only when the spool is read
+
+    return re.match(_ID_PATTERN, name) is not None
+
 STATE_VERSION = 2
 #: Suffix of an entry's state file (its first state is the first line of the entry).
 STATE_SUFFIX = ".state"
 
 
-def default_path(account: Any = None) -> Path:
+def default_path(account: Any = None) -> str:
     """The account's ``outbox`` setting, else ``state_dir()/outbox``."""
-    from mailtool.config import state_dir
+    from mailtool.config import state_dir_str
 
     configured = account.get("outbox") if account is not None else None
     if configured:
-        return Path(os.path.expanduser(str(configured)))
-    return state_dir() / "outbox"
+        return os.path.expanduser(str(configured))
+    return os.path.join(state_dir_str(), "outbox")
 
 
 def _reply_text(out: dict[str, Any]) -> str:
@@ -100,12 +110,12 @@ class Entry:
         return f"Entry({self.id!r})"
 
     @property
-    def path(self) -> Path:
-        return self.outbox.queue_dir / self.id
+    def path(self) -> str:
+        return os.path.join(self.outbox.queue_dir, self.id)
 
     @property
-    def state_path(self) -> Path:
-        return self.outbox.queue_dir / (self.id + STATE_SUFFIX)
+    def state_path(self) -> str:
+        return os.path.join(self.outbox.queue_dir, self.id + STATE_SUFFIX)
 
     @property
     def sender(self) -> str:
@@ -217,6 +227,8 @@ class Entry:
     def save(self) -> None:
         if self.removed:
             return
+        from mailtool.store.atomic import atomic_write
+
         atomic_write(self.state_path, _dump(self.state), durable=True)
 
     def message(self) -> Any:
@@ -249,7 +261,7 @@ class Entry:
         }
 
 
-def _rmtree(path: Path) -> None:
+def _rmtree(path: str) -> None:
     """Delete an entry directory (files only, no subdirectories); errors ignored. Not
     ``shutil.rmtree``: importing shutil costs mailtool-sendmail more than this does."""
     try:
@@ -258,7 +270,7 @@ def _rmtree(path: Path) -> None:
         return
     for name in names:
         try:
-            os.unlink(path / name)
+            os.unlink(os.path.join(path, name))
         except OSError:
             pass
     try:
@@ -275,10 +287,7 @@ def _dump(state: dict[str, Any]) -> bytes:
 
 def _first_line(state: dict[str, Any]) -> bytes:
     """The first state as one line (JSON escapes every line end inside strings)."""
-    import json
-
-    return (json.dumps(state, sort_keys=True, ensure_ascii=False,
-                       separators=(",", ":")) + "\n").encode()
+    return json_line(state)
 
 
 def _write_all(fd: int, data: bytes) -> int:
@@ -288,7 +297,7 @@ def _write_all(fd: int, data: bytes) -> int:
     return len(data)
 
 
-def _unlink(path: Path) -> bool:
+def _unlink(path: str) -> bool:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -299,15 +308,20 @@ def _unlink(path: Path) -> bool:
 class Outbox:
     """A spool directory (created on first use, mode 0700)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.tmp_dir = self.path / "tmp"
-        self.queue_dir = self.path / "queue"
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.tmp_dir = os.path.join(self.path, "tmp")
+        self.queue_dir = os.path.join(self.path, "queue")
 
     def ensure(self) -> Outbox:
         try:
             for directory in (self.path, self.tmp_dir, self.queue_dir):
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    os.mkdir(directory, 0o700)
+                except FileExistsError:
+                    pass
+                except FileNotFoundError:  # the parents too (mode as Path.mkdir gives them)
+                    os.makedirs(directory, 0o700, exist_ok=True)
             os.chmod(self.path, 0o700)
         except OSError as exc:
             raise CantCreateError(f"cannot create the outbox {self.path}: "
@@ -316,7 +330,7 @@ class Outbox:
 
     def run_lock(self) -> Lock:
         self.ensure()
-        return Lock(self.path / "run.lock")
+        return Lock(os.path.join(self.path, "run.lock"))
 
     # --- creating -----------------------------------------------------------------------
 
@@ -334,7 +348,7 @@ class Outbox:
         """
         self.ensure()
         entry_id = f"{int(now)}.{os.getpid()}.{os.urandom(6).hex()}"
-        tmp = self.tmp_dir / entry_id
+        tmp = os.path.join(self.tmp_dir, entry_id)
         lock: Lock | None = None
         state = {
             "version": STATE_VERSION,
@@ -367,7 +381,7 @@ class Outbox:
             finally:
                 os.close(fd)
             state["size"] = size
-            os.rename(tmp, self.queue_dir / entry_id)
+            os.rename(tmp, os.path.join(self.queue_dir, entry_id))
             fsync_dir(self.queue_dir)
         except OSError as exc:
             if lock is not None:
@@ -385,7 +399,7 @@ class Outbox:
             names = os.listdir(self.queue_dir)
         except FileNotFoundError:
             return []
-        return sorted((n for n in names if _ID.match(n)),
+        return sorted((n for n in names if _is_id(n)),
                       key=lambda n: (int(n.split(".", 1)[0]), n))
 
     def load(self, entry_id: str) -> Entry | None:
@@ -394,9 +408,11 @@ class Outbox:
         Raises:
             ConfigError: its state is not valid JSON (we never guess over state).
         """
-        if not _ID.match(entry_id):
+        if not _is_id(entry_id):
             return None
-        path = self.queue_dir / entry_id
+        from mailtool.store.atomic import read_json
+
+        path = os.path.join(self.queue_dir, entry_id)
         try:
             with open(path, "rb") as handle:
                 first = handle.readline()
@@ -405,7 +421,7 @@ class Outbox:
             return None
         except OSError as exc:
             raise CantCreateError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        state = read_json(self.queue_dir / (entry_id + STATE_SUFFIX))
+        state = read_json(os.path.join(self.queue_dir, entry_id + STATE_SUFFIX))
         if state is None:
             import json
 
@@ -479,20 +495,21 @@ class Outbox:
             except FileNotFoundError:
                 continue
             for name in names:
-                path = folder / name
+                path = os.path.join(folder, name)
                 if folder == self.queue_dir:
-                    if name.endswith(STATE_SUFFIX) and _ID.match(name[:-len(STATE_SUFFIX)]):
-                        if not os.path.exists(folder / name[:-len(STATE_SUFFIX)]):
+                    if name.endswith(STATE_SUFFIX) and _is_id(name[:-len(STATE_SUFFIX)]):
+                        if not os.path.exists(os.path.join(folder,
+                                                           name[:-len(STATE_SUFFIX)])):
                             _unlink(path)
                         continue
                     if not (name.startswith(".") and name.endswith(".tmp")):
                         continue
                 try:
-                    old = now - path.stat().st_mtime > STALE_TMP
+                    old = now - os.stat(path).st_mtime > STALE_TMP
                 except OSError:
                     continue
                 if old or name.endswith(".gone"):
-                    if path.is_dir():
+                    if os.path.isdir(path):
                         _rmtree(path)  # left by the spool layout of version 1
                     else:
                         _unlink(path)

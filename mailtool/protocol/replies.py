@@ -13,25 +13,32 @@ Also the one function that turns server bytes into text for people.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from mailtool.errors import ProtocolError
 from mailtool.exitcodes import ExitCode
 from mailtool.protocol.wire import MAX_REPLY_LINES
 from mailtool.record import record
 
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 #: Longest server text we show in one line; the rest is elided (CVE-2021-36386 class).
 MAX_SHOWN_TEXT = 2000
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+#: Control characters escaped in server text (tab is kept). A pattern compiled on first
+#: use: most replies are printable text and never need it.
+_CONTROL = r"[\x00-\x08\x0a-\x1f\x7f]"
 
 
 def decode_server_text(data: bytes | str) -> str:
     """Server bytes -> printable text: UTF-8 (invalid bytes replaced), control chars escaped."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = text.rstrip("\r\n")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if text.isprintable():
+        return text  # no control character at all (the usual case, checked in C)
+    return re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @record(frozen=True, slots=True)
@@ -120,11 +127,28 @@ def parse_smtp_line(line: bytes) -> tuple[int, bool, str]:
 
 
 def split_enhanced(code: int, text: str) -> tuple[str | None, str]:
-    """Take an enhanced status code off the front of ``text`` when its class matches."""
-    m = _ENHANCED.match(text)
-    if m and int(m.group(1)) == code // 100:
-        return m.group(0), text[m.end() :].lstrip()
-    return None, text
+    """Take an enhanced status code off the front of ``text`` when its class matches.
+
+    The code is ``class.subject.detail`` (RFC 3463: a class digit 2, 4 or 5, then one to
+    three digits twice), followed by white space or the end of the text. Parsed by hand:
+    it is read from every SMTP reply, and a regex costs each start its compilation.
+    """
+    if len(text) < 5 or text[1] != "." or text[0] not in "245" or int(text[0]) != code // 100:
+        return None, text
+    end = 2
+    for _part in (0, 1):
+        start = end
+        while end < len(text) and end - start < 4 and text[end].isdecimal():
+            end += 1
+        if not 1 <= end - start <= 3:
+            return None, text
+        if _part == 0:
+            if end >= len(text) or text[end] != ".":
+                return None, text
+            end += 1
+    if end < len(text) and not text[end].isspace():
+        return None, text
+    return text[:end], text[end:].lstrip()
 
 
 def build_smtp_reply(parsed: Iterable[tuple[int, bool, str]]) -> Reply:
@@ -179,7 +203,8 @@ def parse_smtp_reply(data: bytes) -> Reply:
 
 # --- POP3 -------------------------------------------------------------------------------
 
-_RESP_CODE = re.compile(r"^\[([A-Za-z0-9/-]{1,64})\]\s*")
+#: Compiled on first use (re's cache): an SMTP-only process never needs it.
+_RESP_CODE = r"^\[([A-Za-z0-9/-]{1,64})\]\s*"
 
 
 def parse_pop3_status(line: bytes) -> Reply:
@@ -193,7 +218,7 @@ def parse_pop3_status(line: bytes) -> Reply:
         return Reply(status="+OK", lines=(text[4:],))
     if text.startswith("-ERR") and text[4:5] in ("", " "):
         rest = text[5:]
-        m = _RESP_CODE.match(rest)
+        m = re.match(_RESP_CODE, rest)
         code = m.group(1).upper() if m else None
         return Reply(status="-ERR", lines=(rest[m.end() :] if m else rest,), resp_code=code)
     raise ReplyParseError(f"malformed POP3 status line: {text[:200]!r}")

@@ -10,12 +10,13 @@ OAUTHBEARER (RFC 7628).
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Iterable
-
 from mailtool.errors import AuthError, ProtocolError
 from mailtool.record import record
+
+# Not ``typing.TYPE_CHECKING``; base64 is imported by ``encode``/``decode``, at the login.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @record(frozen=True)
@@ -172,6 +173,8 @@ def choose(
 def encode(data: bytes) -> bytes:
     """Base64 for the wire; an empty response is the empty string (RFC 4954 uses ``=``
     only for an empty *initial* response, which the clients handle)."""
+    import base64
+
     return base64.b64encode(data)
 
 
@@ -181,6 +184,9 @@ def decode(data: bytes) -> bytes:
     Raises:
         ProtocolError: the server sent something that is not base64.
     """
+    import base64
+    import binascii
+
     try:
         return base64.b64decode(data.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -7,13 +7,17 @@ pattern-matches afterwards. Hooks receive ``TranscriptEntry`` values; the CLI re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Literal
 
 from mailtool.record import field, record
 
-Direction = Literal["C", "S", "*"]  # client, server, a note (connect, TLS facts, ...)
+# Not ``typing.TYPE_CHECKING``: typing is not imported by mailtool-sendmail at all.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal, TypeAlias
 
+    Direction: TypeAlias = Literal["C", "S", "*"]  # client, server, a note (connect, TLS...)
+    Hook: TypeAlias = Callable[["TranscriptEntry"], None]
 
 
 @record(frozen=True, slots=True)
@@ -21,9 +25,6 @@ class TranscriptEntry:
     direction: Direction
     elapsed_ms: float
     data: bytes
-
-
-Hook = Callable[[TranscriptEntry], None]
 
 
 @record

@@ -26,9 +26,7 @@ resets without sending any data; ``tls_info`` and ``capabilities`` expose what w
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from mailtool.errors import (
     AuthError,
@@ -42,21 +40,30 @@ from mailtool.errors import (
     UnknownUserError,
 )
 from mailtool.exitcodes import ExitCode
-from mailtool.protocol import sasl
-from mailtool.protocol.replies import Reply, exit_code_for
+from mailtool.protocol.replies import exit_code_for
 from mailtool.protocol.smtp.session import (
     Capabilities,
     ReplyCode,
-    ReplyEvent,
     SMTPSession,
     SMTPState,
     format_path,
 )
-from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
-from mailtool.protocol.transcript import Transcript
+from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transport import Transport
 from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer
 from mailtool.record import field, record
+
+# Not ``typing.TYPE_CHECKING``: mailtool-sendmail imports neither typing nor the modules
+# below (sasl only when AUTH happens, transcript only with -v).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from mailtool.protocol import sasl
+    from mailtool.protocol.replies import Reply
+    from mailtool.protocol.smtp.session import ReplyEvent
+    from mailtool.protocol.tls import TLSInfo
+    from mailtool.protocol.transcript import Transcript
 
 #: A reply line longer than this is hostile: RFC 5321 allows 512 octets per reply line.
 MAX_REPLY_LINE = min(MAX_LINE, 16 * 1024)
@@ -356,6 +363,7 @@ class SMTPClient:
             AuthError: not offered, refused (535 and friends, exit 77).
             TempFailError: 454 and other 4xx.
         """
+        from mailtool.protocol import sasl  # here: only a login needs it
         offered = self.capabilities.auth_mechanisms
         if not offered:
             raise AuthError(f"{self.host} does not offer AUTH", step="AUTH",
@@ -636,8 +644,10 @@ class SMTPClient:
     def quit(self) -> None:
         """QUIT politely and close; errors on the way out are not the caller's problem."""
         if not self.closed:
-            with contextlib.suppress(MailtoolError):
+            try:
                 self.command("QUIT", timeout=min(self.timeouts.command, 10.0))
+            except MailtoolError:
+                pass
         self.close()
 
     def close(self) -> None:
