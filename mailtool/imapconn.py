@@ -6,12 +6,14 @@ the cleartext-password rule of ``mailtool.endpoint``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mailtool.endpoint import Endpoint, check_plaintext_auth, credentials
 from mailtool.protocol.imap.client import IMAPClient
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def connect_endpoint(

@@ -32,9 +32,12 @@ start with a dot, so no folder name can collide with them.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from mailtool.errors import CantCreateError, DataError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Longest file name most file systems accept (bytes).
 NAME_MAX = 255
@@ -140,7 +143,7 @@ def folder_path(root: Path, name: str, delimiter: str | None) -> Path:
             of the tree).
     """
     dirname = folder_dirname(name, delimiter)
-    path = root / dirname if dirname else root
+    path = root / dirname if dirname else root  # root: a Path (the result is one too)
     if dirname and os.path.islink(path):
         raise CantCreateError(f"{path} is a symbolic link; refusing to write through it",
                               step=f"folder {name}")

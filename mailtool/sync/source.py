@@ -9,13 +9,16 @@ and streamed chunk by chunk into the engine's sink.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from mailtool.errors import ProtocolError
 from mailtool.protocol.imap.client import BodyInfo, IMAPClient
 from mailtool.protocol.imap.types import FetchData, StreamedLiteral, UIDSet
 from mailtool.sync.engine import BodySink, FolderInfo, Selected
 from mailtool.sync.plan import Identity, header_message_id
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 #: UIDs per UID FETCH command, and how many such commands are in flight at once.
 FETCH_CHUNK = 1000

@@ -60,8 +60,6 @@ ENABLE/ID/NAMESPACE, COMPRESS, LOGOUT). ``IMAPClient`` is the one class to use.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mailtool.errors import (
     AuthError,
     MailtoolError,
@@ -97,6 +95,10 @@ from mailtool.protocol.imap.types import (
 from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "IDLE_MAX",

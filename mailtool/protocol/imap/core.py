@@ -6,9 +6,7 @@ message command mixins; callers use ``IMAPClient``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
 
 from mailtool.errors import (
     AuthError,
@@ -53,7 +51,11 @@ from mailtool.protocol.transport import Transport
 from mailtool.protocol.wire import CHUNK
 from mailtool.record import field, record, replace
 
-log = logging.getLogger("mailtool.imap")
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # BodySink is for type checkers only
 
 #: Largest body kept in memory when no sink is given (imap-show of a single part, headers).
 MAX_MEMORY_BODY = 64 * 1024 * 1024
@@ -381,7 +383,10 @@ class IMAPCore:
                     self._set_capabilities(code.args)
                 elif code.name == "ALERT" and self._trust_untagged:
                     self.alerts.append(response.text)
-                    log.warning("server alert: %s", response.text)
+                    import logging  # only now: logging costs start-up time
+
+                    logging.getLogger("mailtool.imap").warning("server alert: %s",
+                                                               response.text)
             if response.status == "BYE" and response.tag is None:
                 self._bye = response
         elif isinstance(response, Untagged):

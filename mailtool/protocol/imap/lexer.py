@@ -16,10 +16,12 @@ session put in its place. Every failure is an ``IMAPParseError`` (a ``ProtocolEr
 
 from __future__ import annotations
 
-from typing import Any
-
 from mailtool.errors import ProtocolError
 from mailtool.protocol.replies import decode_server_text
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Deepest list nesting we follow (BODYSTRUCTURE of nested message/rfc822 parts); deeper
 #: is refused instead of recursing without bound.

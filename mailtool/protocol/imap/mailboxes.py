@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from mailtool.protocol.imap.core import IMAPCore, SelectInfo, _Handler, error_for
 from mailtool.protocol.imap.session import (
@@ -19,6 +18,10 @@ from mailtool.protocol.imap.types import (
     Untagged,
 )
 from mailtool.record import record, replace
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record(frozen=True)

@@ -5,7 +5,6 @@ IDLE."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from mailtool.errors import (
     TransportTimeoutError,
@@ -34,6 +33,10 @@ from mailtool.protocol.imap.types import (
     Untagged,
     Vanished,
 )
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class MessageCommands(IMAPCore):

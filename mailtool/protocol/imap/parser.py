@@ -17,7 +17,6 @@ FETCH items are typed: FLAGS, UID, RFC822.SIZE, MODSEQ, INTERNALDATE, ENVELOPE
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from mailtool.protocol.imap.lexer import MAX_NUMBER, IMAPParseError, Lexer, to_number
 from mailtool.protocol.imap.types import (
@@ -40,6 +39,10 @@ from mailtool.protocol.imap.types import (
 )
 from mailtool.protocol.imap.utf7 import decode_mailbox
 from mailtool.protocol.replies import decode_server_text
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Most ranges we accept in one sequence set from the server (VANISHED, ESEARCH ALL).
 MAX_SET_RANGES = 1_000_000
@@ -379,18 +382,29 @@ _UNTAGGED = {
 # and FLAGS (plain atoms), sometimes ending in one streamed ``BODY[]`` literal. They take
 # a regex path, several times cheaper than the general parser; anything else, or anything
 # unusual about them, goes through the general parser, which is the reference.
-_FAST_HEAD = re.compile(rb"\* ([1-9][0-9]{0,9}) FETCH \(")
-_FAST_ITEM = re.compile(
-    rb"(UID|RFC822\.SIZE) ([0-9]{1,19})|MODSEQ \(([0-9]{1,19})\)"
-    rb"|FLAGS \(((?:\\?[A-Za-z0-9$_.-]+(?: \\?[A-Za-z0-9$_.-]+)*)?)\)"
-)
 _FAST_BODY = b" BODY[] {"
+_fast_patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
+
+
+def _fast() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The fast path's patterns, compiled on first use (not every run sees a FETCH)."""
+    global _fast_patterns
+    if _fast_patterns is None:
+        _fast_patterns = (
+            re.compile(rb"\* ([1-9][0-9]{0,9}) FETCH \("),
+            re.compile(rb"(UID|RFC822\.SIZE) ([0-9]{1,19})|MODSEQ \(([0-9]{1,19})\)"
+                       rb"|FLAGS \(((?:\\?[A-Za-z0-9$_.-]+(?: \\?[A-Za-z0-9$_.-]+)*)?)\)"),
+        )
+    return _fast_patterns
 
 
 def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
     """A simple FETCH response parsed by regex, or None to use the general parser."""
     line = segments[0]
-    head = _FAST_HEAD.match(line)
+    if b" FETCH (" not in line[:24]:
+        return None
+    head_re, item_re = _fast()
+    head = head_re.match(line)
     if head is None:
         return None
     body = None
@@ -410,7 +424,7 @@ def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
         return None
     items: dict[str, Any] = {}
     pos = head.end()
-    match = _FAST_ITEM.match
+    match = item_re.match
     while pos < end:
         m = match(line, pos, end)
         if m is None:
@@ -634,10 +648,20 @@ def bodystructure_from(value: Any, part_id: str = "") -> BodyStructure:
     return BodyStructure(type=mtype, subtype=subtype, part_id=part_id or "1", **fields)
 
 
-_PREFIX_NUM = re.compile(rb"[ (](UID|RFC822\.SIZE) (\d{1,19})(?=[ )])", re.IGNORECASE)
-_PREFIX_FLAGS = re.compile(rb"[ (]FLAGS \(([^()\"{]*)\)", re.IGNORECASE)
-_PREFIX_DATE = re.compile(rb'[ (]INTERNALDATE "([^"]{1,64})"', re.IGNORECASE)
-_PREFIX_MODSEQ = re.compile(rb"[ (]MODSEQ \((\d{1,19})\)", re.IGNORECASE)
+_prefix_patterns: tuple[re.Pattern[bytes], ...] | None = None
+
+
+def _prefix() -> tuple[re.Pattern[bytes], ...]:
+    """``fetch_prefix_items``'s patterns, compiled on first use (body fetches only)."""
+    global _prefix_patterns
+    if _prefix_patterns is None:
+        _prefix_patterns = (
+            re.compile(rb"[ (](UID|RFC822\.SIZE) (\d{1,19})(?=[ )])", re.IGNORECASE),
+            re.compile(rb"[ (]FLAGS \(([^()\"{]*)\)", re.IGNORECASE),
+            re.compile(rb'[ (]INTERNALDATE "([^"]{1,64})"', re.IGNORECASE),
+            re.compile(rb"[ (]MODSEQ \((\d{1,19})\)", re.IGNORECASE),
+        )
+    return _prefix_patterns
 
 
 def fetch_prefix_items(prefix: bytes) -> dict[str, Any]:
@@ -650,15 +674,16 @@ def fetch_prefix_items(prefix: bytes) -> dict[str, Any]:
     if b"\n" in prefix:  # a literal came first (e.g. an ENVELOPE field): too ambiguous
         return {}
     items: dict[str, Any] = {}
-    for m in _PREFIX_NUM.finditer(prefix):
+    num_re, flags_re, date_re, modseq_re = _prefix()
+    for m in num_re.finditer(prefix):
         items.setdefault(m.group(1).decode().upper(), int(m.group(2)))
-    flags = _PREFIX_FLAGS.search(prefix)
+    flags = flags_re.search(prefix)
     if flags:
         items["FLAGS"] = tuple(flags.group(1).decode("utf-8", "replace").split())
-    date = _PREFIX_DATE.search(prefix)
+    date = date_re.search(prefix)
     if date:
         items["INTERNALDATE"] = date.group(1).decode("ascii", "replace")
-    modseq = _PREFIX_MODSEQ.search(prefix)
+    modseq = modseq_re.search(prefix)
     if modseq:
         items["MODSEQ"] = int(modseq.group(1))
     return items

@@ -31,7 +31,6 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from mailtool.errors import DataError
 from mailtool.protocol.imap.lexer import IMAPParseError
@@ -45,6 +44,10 @@ from mailtool.protocol.imap.types import (
 )
 from mailtool.protocol.replies import decode_server_text
 from mailtool.record import field, record
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Longest response line. IMAP puts whole results on one line: ``* SEARCH`` for a folder
 #: of a million messages is about 7 MB, so the shared 64 KiB line bound is too small here;
@@ -70,11 +73,19 @@ MAX_BODY_LITERAL = 4 * 1024**3
 LITERAL_MINUS_MAX = 4096
 
 _LITERAL_MARK = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}$")
-_FETCH_HEAD = re.compile(rb"\* (\d{1,20}) FETCH ", re.IGNORECASE)
-_BODY_ITEM = re.compile(
-    rb"(?:^|[ (])((?:BODY|BINARY)(?:\.PEEK)?\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?) ?$",
-    re.IGNORECASE,
-)
+_body_patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
+
+
+def _body_res() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """FETCH head and body item patterns, compiled at the first literal (not at import)."""
+    global _body_patterns
+    if _body_patterns is None:
+        _body_patterns = (
+            re.compile(rb"\* (\d{1,20}) FETCH ", re.IGNORECASE),
+            re.compile(rb"(?:^|[ (])((?:BODY|BINARY)(?:\.PEEK)?\[[^\]]*\](?:<\d+>)?"
+                       rb"|RFC822(?:\.HEADER|\.TEXT)?) ?$", re.IGNORECASE),
+        )
+    return _body_patterns
 _ATOM_OK = re.compile(r"[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|}~\[\]]+")
 
 
@@ -308,8 +319,9 @@ class IMAPSession:
             return
         size = int(m.group(2))
         first = self._segments[0]
-        head = _FETCH_HEAD.match(first)
-        body = _BODY_ITEM.search(line, 0, m.start()) if head else None
+        head_re, body_re = _body_res()
+        head = head_re.match(first)
+        body = body_re.search(line, 0, m.start()) if head else None
         if body is not None and head is not None:
             if size > self.max_body_literal:
                 raise IMAPParseError(

@@ -8,18 +8,20 @@ form matters (message bodies).
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Iterator
-from typing import Any, Literal
 
 from mailtool.protocol.replies import Reply, decode_server_text
 from mailtool.record import field, record
 
-Status = Literal["OK", "NO", "BAD", "BYE", "PREAUTH"]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+if TYPE_CHECKING:
+    import datetime as _dt
+    from typing import Any, Literal
 
-#: The generic value tree: atom ``str``, string ``bytes``, ``None`` for NIL, lists, and a
-#: ``StreamedLiteral`` where a body literal went to a sink instead of memory.
-Value = Any
+    Status = Literal["OK", "NO", "BAD", "BYE", "PREAUTH"]
+    #: The generic value tree: atom ``str``, string ``bytes``, ``None`` for NIL, lists,
+    #: and a ``StreamedLiteral`` where a body literal went to a sink instead of memory.
+    Value = Any
 
 
 @record(frozen=True, slots=True)
@@ -357,6 +359,8 @@ _MONTHS = {
 
 def parse_internaldate(text: str) -> _dt.datetime | None:
     """``"17-Jul-1996 02:44:25 -0700"`` -> aware datetime (None when malformed)."""
+    import datetime as _dt  # only here: datetime costs start-up time
+
     try:
         date_part, time_part, zone = text.strip().split()
         day, mon, year = date_part.split("-")

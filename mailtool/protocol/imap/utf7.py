@@ -8,11 +8,10 @@ fall back to showing the raw name; ``decode_mailbox`` does that fallback.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 
 def _b64(chunk: str) -> str:
+    import base64  # here, not at import: most mailbox names are ASCII
+
     raw = chunk.encode("utf-16-be")
     return base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",")
 
@@ -66,8 +65,10 @@ def decode(name: str | bytes) -> str:
         b64 = run.replace(",", "/")
         b64 += "=" * (-len(b64) % 4)
         try:
+            import base64
+
             raw = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
+        except ValueError as exc:  # binascii.Error is a ValueError
             raise ValueError("invalid base64 in modified UTF-7") from exc
         if len(raw) % 2:
             raise ValueError("odd number of bytes in modified UTF-7 run")
