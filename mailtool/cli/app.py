@@ -4,66 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from mailtool import __version__
-from mailtool.cli import state
 from mailtool.cli.complete import complete_accounts
-from mailtool.record import field, record
+from mailtool.cli.context import AppContext, root_setup
 
-if TYPE_CHECKING:
-    from mailtool.config import Account, Config
-    from mailtool.protocol.transcript import Transcript
+__all__ = ["AppContext", "LazyGroup", "cli"]
 
 _COMMANDS_DIR = Path(__file__).parent / "commands"
-
-
-@record
-class AppContext:
-    """What every command gets on ``ctx.obj``."""
-
-    config_path: Path | None = None
-    account_name: str | None = None
-    verbose: int = 0
-    quiet: bool = False
-    json: bool = False
-    timeout: float = 60.0
-    _config: Config | None = field(default=None, repr=False)
-
-    def config(self) -> Config:
-        if self._config is None:
-            from mailtool.config import load_config
-
-            self._config = load_config(self.config_path)
-        return self._config
-
-    def account(self) -> Account | None:
-        """The account chosen with ``--account``, or the default one (None if none)."""
-        return self.config().account(self.account_name)
-
-    def transcript(self) -> Transcript | None:
-        """A transcript that prints to stderr under ``-v`` (None otherwise: no cost)."""
-        if self.verbose < 1:
-            return None
-        from mailtool.cli.render import transcript_printer
-        from mailtool.protocol.transcript import Transcript
-
-        return Transcript(hooks=[transcript_printer(self.verbose)], keep=False)
-
-    def collecting_transcript(self) -> Transcript:
-        """A transcript that keeps its entries (diagnose), printing too under ``-v``."""
-        from mailtool.protocol.transcript import Transcript
-
-        hooks: list[object] = []
-        if self.verbose >= 1:
-            from mailtool.cli.render import transcript_printer
-
-            hooks.append(transcript_printer(self.verbose))
-        return Transcript(hooks=hooks, keep=True)  # type: ignore[arg-type]
 
 
 class LazyGroup(click.Group):
@@ -137,24 +88,12 @@ def cli(
     timeout: float,
 ) -> None:
     """Send, fetch, mirror and debug mail from a shell, cron or a pipeline."""
-    state.verbosity = verbose
-    state.quiet = quiet
-    ctx.obj = AppContext(
+    ctx.obj = root_setup(
         config_path=config_path,
         account_name=account_name,
         verbose=verbose,
         quiet=quiet,
-        json=as_json,
+        as_json=as_json,
         timeout=timeout,
+        invoked=ctx.invoked_subcommand,
     )
-    # (`account` is exempt: `account add` creates the file and the account.)
-    if (config_path is not None or account_name is not None) and (
-        ctx.invoked_subcommand != "account"
-    ):
-        # Asked for explicitly: a broken file or an unknown account fails now (exit 78),
-        # before any command does half its work.
-        ctx.obj.account()
-    if verbose >= 2:
-        import logging
-
-        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)

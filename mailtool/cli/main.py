@@ -7,6 +7,7 @@ message, and the traceback only under ``-v``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mailtool.cli import state
@@ -15,7 +16,7 @@ from mailtool.cli import state
 # path (``--version``, asked by every "is it installed?" check) needs neither.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
     from mailtool.errors import MailtoolError
@@ -27,29 +28,60 @@ def _print_error(err: MailtoolError) -> None:
     error_line(err, verbose=state.verbosity)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the exit status (used by ``main`` and the tests)."""
+def run(argv: Sequence[str] | None = None, *, fast: bool = True) -> int:
+    """Run the CLI and return the exit status (used by ``main`` and the tests).
+
+    The cron commands are first offered to the Click-free fast path (``fastparse``);
+    whatever it does not handle, Click parses (``fast=False``, or ``MAILTOOL_FAST=0`` in
+    the environment to compare the two: always Click).
+    """
+    state.reset()
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if fast and os.environ.get("MAILTOOL_FAST") != "0":
+        from mailtool.cli.fastparse import invoke, parse
+
+        found = parse(args)
+        if found is not None:
+            return _guarded(lambda: invoke(*found))
+    return _guarded(lambda: _run_click(args))
+
+
+def _run_click(args: list[str]) -> int | None:
+    """Click's run, its own exceptions turned into exit codes (usage errors: 64)."""
     import click
 
     from mailtool.cli.app import cli
-    from mailtool.errors import MailtoolError
     from mailtool.exitcodes import ExitCode
 
-    state.reset()
     try:
-        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="mailtool",
-                      standalone_mode=False)
+        rv = cli.main(args=args, prog_name="mailtool", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         return ExitCode.USAGE
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        sys.stderr.write("mailtool: interrupted\n")
-        return ExitCode.INTERRUPTED
+    except click.exceptions.Abort:
+        raise KeyboardInterrupt from None
     except click.exceptions.ClickException as exc:
         exc.show()
         return ExitCode.USAGE
+    return None if rv is None else int(rv)
+
+
+def _guarded(call: Callable[[], int | None]) -> int:
+    """Run ``call``; every outcome becomes an exit status and at most one error line.
+
+    The one place that prints ``mailtool: ...`` for failures, on both paths; it imports no
+    Click (the fast path never loads it).
+    """
+    from mailtool.errors import MailtoolError
+    from mailtool.exitcodes import ExitCode
+
+    try:
+        rv = call()
+    except KeyboardInterrupt:
+        sys.stderr.write("mailtool: interrupted\n")
+        return ExitCode.INTERRUPTED
     except MailtoolError as exc:
         _print_error(exc)
         return int(exc.exit_code)
@@ -83,4 +115,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.stdout.flush()
     except BrokenPipeError:
         pass
+    dump = os.environ.get("MAILTOOL_DEBUG_MODULES")
+    if dump:
+        # For the tests that check what a run imported (the fast path must not load Click).
+        with open(dump, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(sorted(sys.modules)) + "\n")
     sys.exit(code)

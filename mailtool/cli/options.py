@@ -8,15 +8,15 @@ from typing import Any, TypeVar
 
 import click
 
-from mailtool.cli import state
-from mailtool.cli.app import AppContext
-from mailtool.endpoint import ConnectionOptions
+from mailtool.cli.context import AppContext, connection, merge_output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def output_options(func: F) -> F:
     """``--json``, ``-v``, ``-q`` on the command too (merged with the global ones).
+
+    The merging is ``context.merge_output``, which the Click-free fast path calls too.
 
     The wrapped function receives ``app: AppContext`` as its first argument.
     """
@@ -38,11 +38,8 @@ def output_options(func: F) -> F:
         if app is None:  # invoked outside the root group (tests)
             app = AppContext()
             ctx.obj = app
-        app.json = app.json or as_json_local
-        app.verbose = max(app.verbose, verbose_local)
-        app.quiet = app.quiet or quiet_local
-        state.verbosity = app.verbose
-        state.quiet = app.quiet
+        merge_output(app, as_json_local=as_json_local, verbose_local=verbose_local,
+                     quiet_local=quiet_local)
         return func(app, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -51,7 +48,8 @@ def output_options(func: F) -> F:
 def connection_options(func: F) -> F:
     """``--host --port --tls --user --auth --insecure --ca-file --allow-plaintext-auth``.
 
-    The wrapped function receives ``conn: ConnectionOptions`` instead of the separate words.
+    The wrapped function receives ``conn: ConnectionOptions`` instead of the separate words
+    (built by ``context.connection``, which the Click-free fast path calls too).
     """
 
     @click.option("--host", metavar="HOST[:PORT]", help="Server (overrides the account).")
@@ -83,18 +81,9 @@ def connection_options(func: F) -> F:
         allow_plaintext_auth: bool,
         **kwargs: Any,
     ) -> Any:
-        conn = ConnectionOptions(
-            host=host,
-            port=port,
-            tls=tls,
-            user=user,
-            auth=auth_mech,
-            insecure=insecure,
-            ca_file=ca_file,
-            allow_plaintext_auth=allow_plaintext_auth,
-        )
-        if insecure:
-            click.echo("mailtool: warning: --insecure: certificates are not verified", err=True)
+        conn = connection(host=host, port=port, tls=tls, user=user, auth_mech=auth_mech,
+                          insecure=insecure, ca_file=ca_file,
+                          allow_plaintext_auth=allow_plaintext_auth)
         return func(*args, conn=conn, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -4,15 +4,18 @@ lines for errors. Server text is printed with markup off and control characters 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable
-from typing import IO, Any
 
-from mailtool.errors import MailtoolError
-from mailtool.protocol.replies import decode_server_text
-from mailtool.protocol.transcript import TranscriptEntry
+# Not ``typing.TYPE_CHECKING``: the cron commands print through here and must not pay for
+# importing typing (nor json, unless they print JSON).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any
+
+    from mailtool.errors import MailtoolError
+    from mailtool.protocol.transcript import TranscriptEntry
 
 
 def use_color(stream: IO[str] | None = None) -> bool:
@@ -43,6 +46,8 @@ def note(message: str, *, quiet: bool = False) -> None:
 
 def print_json(data: Any, *, stream: IO[str] | None = None) -> None:
     """One JSON document (or one JSON line) on stdout."""
+    import json
+
     stream = stream or sys.stdout
     stream.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
     stream.flush()
@@ -70,6 +75,8 @@ def transcript_printer(verbose: int) -> Callable[[TranscriptEntry], None]:
 
     ``-v`` shows commands and replies and summarises message data; ``-vv`` shows all.
     """
+
+    from mailtool.protocol.replies import decode_server_text
 
     marks = {"C": " -> ", "S": "<-  ", "*": " == "}
 

@@ -38,13 +38,14 @@ def accounts(isolated_env: Path) -> Path:
     return cfg
 
 
-@pytest.mark.parametrize("script", ["gen_completions.py", "gen_manpage.py"])
+@pytest.mark.parametrize("script", ["gen_completions.py", "gen_manpage.py", "gen_fast_table.py"])
 def test_generated_files_are_current(script: str) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--check"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, (
         f"{proc.stderr.strip()}\nThe Click tree changed: run scripts/{script} and commit"
-        " completions/ and man/ (run scripts/gen_completions.py and scripts/gen_manpage.py)."
+        " completions/, man/ and mailtool/cli/fast_table.py (run scripts/gen_completions.py,"
+        " scripts/gen_manpage.py and scripts/gen_fast_table.py)."
     )
 
 

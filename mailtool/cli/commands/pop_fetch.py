@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-import re
-import sys
 from typing import Any
 
 import click
 
 from mailtool.cli.app import AppContext
+from mailtool.cli.convert import parse_size
 from mailtool.cli.options import connection_options, output_options
 from mailtool.endpoint import ConnectionOptions
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)[bB]?\s*$")
-
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]
-    """``5000``, ``64k``, ``10M``, ``1G`` (powers of 1024)."""
+    """``5000``, ``64k``, ``10M``, ``1G`` (powers of 1024): ``convert.parse_size``."""
 
     name = "BYTES"
+    #: The fast path's converter for this type (``convert.CONVERTERS``).
+    fast_converter = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        m = _SIZE.match(str(value))
-        if not m:
-            self.fail(f"{value!r} is not a size like 5000, 64k or 10M", param, ctx)
-        factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-        return int(float(m.group(1)) * factor)
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command(
@@ -78,127 +76,8 @@ def command(
     headers_only: bool,
 ) -> int:
     """Fetch new mail over POP3, never losing or duplicating a message."""
-    from mailtool.endpoint import check_plaintext_auth, credentials, resolve_endpoint
-    from mailtool.errors import UsageError
-    from mailtool.retrieve import FetchOptions, fetch
+    from mailtool.cli.run.pop_fetch import run
 
-    account = app.account()
-    section = account.service("pop3") if account else None
-    extra: dict[str, Any] = dict(section.extra) if section else {}
-    if not (maildir or mbox or mda or to_stdout):
-        maildir = extra.get("maildir")
-        mbox = extra.get("mbox")
-        mda = extra.get("mda")
-    chosen = [x for x in (maildir, mbox, mda, to_stdout or None) if x]
-    if len(chosen) != 1:
-        raise UsageError(
-            "give exactly one destination: --maildir, --mbox, --mda or --stdout"
-            + (" (or set one in the account's pop3 section)" if not chosen else "")
-        )
-    if not (delete or delete_after is not None):
-        delete = bool(extra.get("delete", False))
-        after = extra.get("delete_after")
-        delete_after = float(after) if isinstance(after, int | float) else None
-    if headers_only and max_size is None:
-        raise UsageError("--headers-only needs --max-size")
-    if delete and delete_after is not None:
-        raise UsageError("give --delete or --delete-after, not both")
-    endpoint = resolve_endpoint("pop3", conn, section, account=account.name if account else None)
-    creds = credentials(endpoint)
-    destination = _destination(maildir, mbox, mda, to_stdout, limit)
-    options = FetchOptions(
-        fetch_all=fetch_all,
-        limit=limit,
-        max_size=max_size,
-        headers_only=headers_only,
-        delete=delete,
-        delete_after_days=delete_after,
-    )
-    show = sys.stderr.isatty() and not app.quiet and not app.json
-    bar = _Bar() if show else None
-    try:
-        result = fetch(
-            endpoint,
-            creds,
-            destination,
-            options,
-            timeout=app.timeout,
-            transcript=app.transcript(),
-            before_secret=lambda tls: check_plaintext_auth(endpoint, tls),
-            progress=bar.update if bar else None,
-        )
-    finally:
-        if bar:
-            bar.close()
-    _report(app, result, show)
-    if result.error is not None:
-        raise result.error
-    return int(result.exit_code)
-
-
-def _destination(
-    maildir: str | None, mbox: str | None, mda: str | None, to_stdout: bool, limit: int | None
-) -> Any:
-    from pathlib import Path
-
-    from mailtool.store.destinations import (
-        MaildirDestination,
-        MboxDestination,
-        MDADestination,
-        StdoutDestination,
-    )
-
-    if maildir:
-        return MaildirDestination(Path(maildir).expanduser())
-    if mbox:
-        return MboxDestination(Path(mbox).expanduser())
-    if mda:
-        return MDADestination(mda)
-    return StdoutDestination(as_mbox=limit != 1)
-
-
-def _report(app: AppContext, result: Any, show: bool) -> None:
-    from mailtool.cli.render import note, print_json, warn
-
-    if app.json:
-        print_json(result.as_json())
-        return
-    for text in result.warnings:
-        warn(f"warning: {text}")
-    for m in result.messages:
-        if m.status == "skipped" and not app.quiet:
-            note(f"message {m.number} ({m.uidl}) skipped: {m.note}")
-    interesting = result.new or result.deleted or result.skipped
-    if (app.verbose or show) and not app.quiet and (interesting or app.verbose):
-        note(result.summary())
-
-
-class _Bar:
-    """A progress bar on stderr (terminals only), created on first use."""
-
-    def __init__(self) -> None:
-        self._progress: Any = None
-        self._task: Any = None
-
-    def update(self, done: int, total: int) -> None:
-        if self._progress is None:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TransferSpeedColumn,
-            )
-
-            from mailtool.cli.render import console
-
-            self._progress = Progress(
-                BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                console=console(stderr=True), transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("fetching", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    return run(app, conn=conn, maildir=maildir, mbox=mbox, mda=mda, to_stdout=to_stdout,
+               delete=delete, delete_after=delete_after, fetch_all=fetch_all, limit=limit,
+               max_size=max_size, headers_only=headers_only)

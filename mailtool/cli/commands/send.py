@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -10,10 +9,6 @@ import click
 from mailtool.cli.app import AppContext
 from mailtool.cli.options import connection_options, output_options
 from mailtool.endpoint import ConnectionOptions
-
-
-def _split_list(values: tuple[str, ...]) -> list[str]:
-    return [v for v in values if v.strip()]
 
 
 @click.command("send")
@@ -67,49 +62,6 @@ def command(app: AppContext, conn: ConnectionOptions, **kw: Any) -> int:
       mailtool send --batch < outgoing.mbox
       mailtool send --queue-on-tempfail -t < report.eml   # 4xx: queued, exit 0
     """
-    from mailtool.sendcore import SendRequest, run_send
+    from mailtool.cli.run.send import run
 
-    account = app.account()
-    if kw["queue_on_tempfail"] and kw["batch"] is not None:
-        from mailtool.errors import UsageError
-
-        raise UsageError("--queue-on-tempfail works on one message, not with --batch")
-
-    if kw["notify"]:
-        notify = [n.strip().upper() for n in kw["notify"].split(",") if n.strip()]
-    else:
-        notify = None
-    request = SendRequest(
-        recipients=list(kw["recipients"]),
-        from_=kw["from_"],
-        to=_split_list(kw["to"]),
-        cc=_split_list(kw["cc"]),
-        bcc=_split_list(kw["bcc"]),
-        subject=kw["subject"],
-        body_text=kw["body_text"],
-        body_file=kw["body_file"],
-        html_file=kw["html_file"],
-        attach=list(kw["attach"]),
-        headers=list(kw["headers"]),
-        from_headers=kw["from_headers"],
-        envelope_from=kw["envelope_from"],
-        full_name=kw["full_name"],
-        smarthost=kw["smarthost"],
-        dns_server=kw["dns_server"],
-        notify=notify,
-        ret=kw["ret"],
-        envid=kw["envid"],
-        use_chunking=not kw["no_chunking"],
-        dry_run=kw["dry_run"],
-        batch=kw["batch"],
-        conn=conn,
-        verbose=app.verbose,
-        quiet=app.quiet,
-        json=app.json,
-        timeout=app.timeout,
-        account=account,
-        transcript=app.transcript(),
-        queue_on_tempfail=kw["queue_on_tempfail"],
-        bounce_to=kw["bounce_to"] or (account.get("bounce_to") if account else None),
-    )
-    return run_send(request, sys.stdin.buffer, sys.stdout, sys.stderr)
+    return run(app, conn, **kw)

@@ -1,0 +1,325 @@
+"""The Click-free fast path for send / pop-fetch / imap-sync: it parses exactly what Click
+parses (a matrix of command lines through both), hands everything else to Click, and a
+real run of each command imports neither Click nor rich, email or dns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from mailtool.cli.fastparse import parse
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[accounts.a.smtp]\nhost = "x"\n')
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not really a CA")
+    md = tmp_path / "Mail"
+    md.mkdir()
+    return {"CFG": str(cfg), "CA": str(ca), "MD": str(md), "DIR": str(tmp_path),
+            "MISSING": str(tmp_path / "missing")}
+
+
+def click_parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """What Click makes of ``argv`` (None: a usage error, help, or no fast command)."""
+    from mailtool.cli.app import cli
+
+    try:
+        ctx = cli.make_context("mailtool", list(argv), **cli.context_settings)
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        cmd = cli.get_command(ctx, rest[0]) if rest else None
+        if cmd is None:
+            return None
+        sub = cmd.make_context(rest[0], rest[1:], parent=ctx)
+    except (click.exceptions.ClickException, click.exceptions.Exit):
+        return None
+    return rest[0], dict(ctx.params), dict(sub.params)
+
+
+def canon(parsed: tuple[str, dict[str, Any], dict[str, Any]] | None) -> object:
+    """Comparable form: names with the repr of each value (so 5 != 5.0 and () != [])."""
+    if parsed is None:
+        return None
+    name, root, params = parsed
+    return (name, sorted((k, repr(v)) for k, v in root.items()),
+            sorted((k, repr(v)) for k, v in params.items()))
+
+
+# Each line: the words, then whether the fast path must take it ("fast") or leave it to
+# Click ("click"). Placeholders in capitals are files made by the fixture.
+MATRIX: list[tuple[str, str]] = [
+    ("send a@b.test", "fast"),
+    ("-v send -f me@x.test a@b.test", "fast"),
+    ("-vv --json -q --timeout 5 send a@b.test", "fast"),
+    ("--timeout=0.5 --verbose -v send a@b.test", "fast"),
+    ("--config CFG --account a send a@b.test", "fast"),
+    ("--config=CFG send a@b.test", "fast"),
+    ("send -t -i -oi -oem -FCron -f root@x.test", "fast"),
+    ("send -ti -fme@x.test -F Cron\\ Daemon a@b.test", "fast"),
+    ("send -f=me@x.test a@b.test", "fast"),
+    ("send a@b.test --from me@x.test c@d.test -- -e@f.test", "fast"),
+    ("send --to a@b.test --to=c@d.test,e@f.test --cc x@y.test --bcc z@y.test", "fast"),
+    ("send --subject 'two words' --body '' --header 'X-A: 1' --header 'X-B: 2' a@b.test", "fast"),
+    ("send --batch", "fast"),
+    ("send --batch DIR", "fast"),
+    ("send --batch --json", "fast"),
+    ("send --batch=", "fast"),
+    ("send --batch= -v", "fast"),
+    ("send --ret FULL --notify success,failure --envid x1 a@b.test", "fast"),
+    ("send --ret hdrs --no-chunking --dry-run --queue-on-tempfail a@b.test", "fast"),
+    ("send --smarthost h:25 --tls none --port 25 --user u --auth PLAIN a@b.test", "fast"),
+    ("send --host h --tls=implicit --insecure --allow-plaintext-auth --ca-file CA x@y.test", "fast"),
+    ("send --from -h a@b.test", "fast"),
+    ("send --subject --help a@b.test", "fast"),
+    ("send --json -vvv -q a@b.test", "fast"),
+    ("send - a@b.test", "fast"),
+    ("send --dns-server 127.0.0.1:53 --bounce-to p@x.test a@b.test", "fast"),
+    ("send", "fast"),
+    ("-- send a@b.test", "fast"),
+    ("send --ret bogus a@b.test", "click"),
+    ("send --tls IMPLICIT a@b.test", "click"),
+    ("send --port 0 a@b.test", "click"),
+    ("send --port=x a@b.test", "click"),
+    ("send --port 65536 a@b.test", "click"),
+    ("send --ca-file MISSING a@b.test", "click"),
+    ("send --ca-file DIR a@b.test", "click"),
+    ("send --dry-run=1 a@b.test", "click"),
+    ("send --bogus a@b.test", "click"),
+    ("send -tx a@b.test", "click"),
+    ("send -th a@b.test", "click"),
+    ("send --help", "click"),
+    ("send -h", "click"),
+    ("send --from", "click"),
+    ("send -5", "click"),
+    ("--help", "click"),
+    ("--version", "click"),
+    ("--timeout 0 send a@b.test", "click"),
+    ("--timeout x send a@b.test", "click"),
+    ("--config DIR send a@b.test", "click"),
+    ("--bogus send", "click"),
+    ("", "click"),
+    ("--json", "click"),
+    ("explain 550", "click"),
+    ("no-such-command", "click"),
+    ("pop-fetch --maildir MD", "fast"),
+    ("pop-fetch --maildir MD --delete --all --limit 3 --max-size 64k --headers-only", "fast"),
+    ("pop-fetch --mbox DIR/new.mbox --delete-after 0 --max-size 1.5M", "fast"),
+    ("pop-fetch --mda 'procmail -d ann' --max-size=5000 --delete-after=2.5", "fast"),
+    ("pop-fetch --stdout --limit=1 --json -v", "fast"),
+    ("pop-fetch --host localhost --port 995 --tls implicit --ca-file CA --user u --maildir MISSING", "fast"),
+    ("-q --json pop-fetch -vv --json --maildir MD", "fast"),
+    ("pop-fetch --max-size x", "click"),
+    ("pop-fetch --max-size 10T", "click"),
+    ("pop-fetch --limit 0", "click"),
+    ("pop-fetch --delete-after -1", "click"),
+    ("pop-fetch --maildir CFG", "click"),
+    ("pop-fetch --mbox MD", "click"),
+    ("pop-fetch extra-argument", "click"),
+    ("pop-fetch --help", "click"),
+    ("imap-sync --maildir MD", "fast"),
+    ("imap-sync --maildir MD INBOX Sent --include 'Lists/*' --exclude Trash --exclude 'Junk*'", "fast"),
+    ("imap-sync INBOX --maildir=MD --dry-run --keep-deleted --allow-mass-delete", "fast"),
+    ("imap-sync --max-delete-share 1 --maildir MD", "fast"),
+    ("imap-sync --max-delete-share 0.5 -- --odd-folder -x", "fast"),
+    ("--account a --config CFG imap-sync --host h:993 --tls implicit --user u", "fast"),
+    ("imap-sync --max-delete-share 1.5", "click"),
+    ("imap-sync --max-delete-share nan-ish", "click"),
+    ("imap-sync --maildir CFG", "click"),
+    ("imap-sync -x", "click"),
+]
+
+
+def _words(line: str, files: dict[str, str]) -> list[str]:
+    import shlex
+
+    words = shlex.split(line)
+    out = []
+    for word in words:
+        for key, value in files.items():
+            word = word.replace(key, value)
+        out.append(word)
+    return out
+
+
+@pytest.mark.parametrize(("line", "path"), MATRIX, ids=[m[0] or "(empty)" for m in MATRIX])
+def test_fast_parser_matches_click(line: str, path: str, files: dict[str, str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAILTOOL_CONFIG", raising=False)
+    monkeypatch.delenv("_MAILTOOL_COMPLETE", raising=False)
+    argv = _words(line, files)
+    fast = parse(argv)
+    slow = click_parse(argv)
+    if path == "fast":
+        assert fast is not None, "the fast path should take this line"
+        assert slow is not None
+        assert canon(fast) == canon(slow)
+    else:
+        assert fast is None, f"the fast path took a line Click should handle: {fast}"
+
+
+def test_environment_variable_and_completion(files: dict[str, str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILTOOL_CONFIG", files["CFG"])
+    argv = ["send", "a@b.test"]
+    found = parse(argv)
+    assert found is not None and canon(found) == canon(click_parse(argv))
+    assert str(found[1]["config_path"]) == files["CFG"]
+    argv = ["--config", files["DIR"] + "/other.toml", "send"]  # the option beats the variable
+    assert canon(parse(argv)) == canon(click_parse(argv))
+    monkeypatch.setenv("MAILTOOL_CONFIG", files["DIR"])  # a directory: Click's error
+    assert parse(["send"]) is None
+    monkeypatch.setenv("MAILTOOL_CONFIG", "")  # empty: as if unset, like Click
+    assert canon(parse(["send"])) == canon(click_parse(["send"]))
+    monkeypatch.setenv("_MAILTOOL_COMPLETE", "bash_complete")
+    assert parse(["send", "a@b.test"]) is None
+
+
+def test_size_rule_lives_once() -> None:
+    from mailtool.cli.commands.pop_fetch import SizeType
+    from mailtool.cli.convert import parse_size
+
+    assert parse_size("64k") == SizeType().convert("64k", None, None) == 65536
+    assert parse_size(" 1.5M ") == 1572864 and parse_size("10b") == 10
+    with pytest.raises(ValueError):
+        parse_size("10T")
+    with pytest.raises(click.exceptions.BadParameter):
+        SizeType().convert("10T", None, None)
+
+
+def _modules_of_run(*args: str, env: dict[str, str] | None = None, tmp: Path,
+                    expect: int = 0, input: bytes | None = None) -> set[str]:
+    dump = tmp / "modules.txt"
+    run_cli(*args, expect=expect, input=input,
+            env={**(env or {}), "MAILTOOL_DEBUG_MODULES": str(dump)})
+    return set(dump.read_text().split())
+
+
+def _timeless(doc: Any) -> Any:
+    """A JSON document without its timings (they differ from run to run)."""
+    if isinstance(doc, dict):
+        return {k: _timeless(v) for k, v in doc.items() if k not in ("elapsed", "seconds")}
+    if isinstance(doc, list):
+        return [_timeless(v) for v in doc]
+    return doc
+
+
+HEAVY = ("click", "rich", "email", "dns", "keyring")
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+def test_help_and_usage_errors_still_come_from_click(tmp_path: Path) -> None:
+    r = run_cli("send", "--help")
+    assert "Usage: mailtool send" in r.stdout and "--smarthost" in r.stdout
+    r = run_cli("pop-fetch", "--limit", "0", "--maildir", str(tmp_path), expect=64)
+    assert "Invalid value for '--limit'" in r.stderr
+    r = run_cli("send", "--bogus", expect=64)
+    assert "No such option '--bogus'" in r.stderr
+
+
+def test_fast_path_errors_are_the_same_one_line(tmp_path: Path) -> None:
+    """A failure on the fast path prints what the Click path prints, with the same code."""
+    from tests.faults.server import dead_port
+
+    port = dead_port()
+    args = ("pop-fetch", "--host", "127.0.0.1", "--port", str(port), "--tls", "none",
+            "--user", "u", "--maildir", str(tmp_path / "md"))
+    env = {"MAILTOOL_PASSWORD": "pw"}
+    fast = run_cli(*args, expect=None, env=env)
+    slow = run_cli(*args, expect=None, env={**env, "MAILTOOL_FAST": "0"})
+    assert fast.code == slow.code == 75
+    assert fast.stderr == slow.stderr and fast.stderr.startswith("mailtool: ")
+    assert fast.stderr.count("\n") == 1
+    # A configuration error raised by the root group's set-up, on both paths.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[accounts.a.smtp]\nhost = "x"\n')
+    fast = run_cli("--config", str(cfg), "--account", "b", "send", "x@y.test", expect=78)
+    slow = run_cli("--config", str(cfg), "--account", "b", "send", "x@y.test", expect=78,
+                   env={"MAILTOOL_FAST": "0"})
+    assert fast.stderr == slow.stderr and "no account named 'b'" in fast.stderr
+
+
+def test_dry_run_same_output_on_both_paths(tmp_path: Path) -> None:
+    msg = b"Subject: hi\nTo: a@b.test\n\nhello\n"
+    args = ("send", "--dry-run", "--smarthost", "127.0.0.1:2525", "--tls", "none",
+            "-f", "me@x.test", "-t", "--json")
+    fast = run_cli(*args, input=msg)
+    slow = run_cli(*args, input=msg, env={"MAILTOOL_FAST": "0"})
+    assert _timeless(json.loads(fast.stdout)) == _timeless(json.loads(slow.stdout))
+    assert fast.stderr == slow.stderr
+
+
+@pytest.mark.servers
+@pytest.mark.timeout(120)
+def test_send_runs_without_click(postfix: Any, dovecot: Any, mail_user: Any, test_ca: Any,
+                                 tmp_path: Path) -> None:
+    msg = f"To: {mail_user.address}\nSubject: fast path\n\nhello\n".encode()
+    modules = _modules_of_run(
+        "send", "--smarthost", f"{postfix.host}:{postfix.smtp_port}", "--tls", "starttls",
+        "--ca-file", str(test_ca.ca_file), "-f", "cron@sender.test", "-oi",
+        mail_user.address, input=msg, tmp=tmp_path)
+    assert "mailtool.cli.fastparse" in modules and "mailtool.cli.run.send" in modules
+    assert _heavy(modules) == []
+    slow = _modules_of_run(
+        "send", "--smarthost", f"{postfix.host}:{postfix.smtp_port}", "--tls", "starttls",
+        "--ca-file", str(test_ca.ca_file), "-f", "cron@sender.test", mail_user.address,
+        input=msg, tmp=tmp_path, env={"MAILTOOL_FAST": "0"})
+    assert "click" in slow  # the comparison run really took the other path
+    deadline = 200
+    while len(dovecot.messages(mail_user)) < 2 and deadline:
+        import time
+
+        time.sleep(0.05)  # polling the Maildir with a bound, not synchronising by sleep
+        deadline -= 1
+    assert len(dovecot.messages(mail_user)) == 2
+
+
+@pytest.mark.servers
+@pytest.mark.timeout(120)
+def test_pop_fetch_keep_mode_runs_without_click(dovecot: Any, mail_user: Any, test_ca: Any,
+                                                tmp_path: Path) -> None:
+    dovecot.deliver_many(mail_user, [f"Subject: m{i}\n\nbody {i}\n".encode() for i in range(5)])
+    md = tmp_path / "Mail"
+    args = ("pop-fetch", "--host", "localhost", "--port", str(dovecot.pop3s_port), "--tls",
+            "implicit", "--ca-file", str(test_ca.ca_file), "--user", mail_user.name,
+            "--maildir", str(md))
+    env = {"MAILTOOL_PASSWORD": mail_user.password}
+    first = _modules_of_run(*args, env=env, tmp=tmp_path)
+    assert _heavy(first) == []
+    stored = sorted(p.name for p in (md / "new").iterdir())
+    assert len(stored) == 5
+    rerun = _modules_of_run(*args, env=env, tmp=tmp_path)  # keep mode: nothing new
+    assert _heavy(rerun) == [] and "mailtool.cli.run.pop_fetch" in rerun
+    assert sorted(p.name for p in (md / "new").iterdir()) == stored
+    # The Click path agrees: nothing new either, and the same JSON shape.
+    slow = run_cli(*args, "--json", env={**env, "MAILTOOL_FAST": "0"})
+    fast = run_cli(*args, "--json", env=env)
+    assert _timeless(json.loads(slow.stdout)) == _timeless(json.loads(fast.stdout))
+
+
+@pytest.mark.servers
+@pytest.mark.timeout(120)
+def test_imap_sync_noop_runs_without_click(dovecot: Any, mail_user: Any, test_ca: Any,
+                                           tmp_path: Path) -> None:
+    dovecot.deliver_many(mail_user, [f"Subject: m{i}\n\nbody {i}\n".encode() for i in range(5)])
+    md = tmp_path / "Mail"
+    args = ("imap-sync", "--host", f"{dovecot.host}:{dovecot.imaps_port}", "--tls",
+            "implicit", "--ca-file", str(test_ca.ca_file), "--user", mail_user.name,
+            "--maildir", str(md), "INBOX")
+    env = {"MAILTOOL_PASSWORD": mail_user.password}
+    first = _modules_of_run(*args, env=env, tmp=tmp_path)
+    assert _heavy(first) == []
+    noop = _modules_of_run(*args, env=env, tmp=tmp_path)
+    assert _heavy(noop) == [] and "mailtool.cli.run.imap_sync" in noop
+    fast = _timeless(json.loads(run_cli(*args, "--json", env=env).stdout))
+    slow = _timeless(json.loads(run_cli(*args, "--json", env={**env, "MAILTOOL_FAST": "0"}).stdout))
+    assert fast == slow and fast["folders"][0]["fetched"] == 0
