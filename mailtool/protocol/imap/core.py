@@ -48,7 +48,6 @@ from mailtool.protocol.imap.types import (
 from mailtool.protocol.imap.utf7 import decode_mailbox, encode_mailbox
 from mailtool.protocol.replies import exit_code_for
 from mailtool.protocol.transport import Transport
-from mailtool.protocol.wire import CHUNK
 from mailtool.record import field, record, replace
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
@@ -200,7 +199,7 @@ class IMAPCore:
         self.last_result: StatusResponse | None = None
         self.max_memory_body = max_memory_body
         self._handlers: dict[Command, _Handler] = {}
-        self._lit_iter: Any = None
+        self._lit_logged = False  # the current literal's size is in the transcript
         self._sinks: list[Any] = []  # sinks of the body literals of the current response
         self._sink: Any = None
         self._continuation: Continuation | None = None
@@ -231,28 +230,21 @@ class IMAPCore:
         try:
             remaining = self.session.literal_remaining
             if remaining:
-                if self._lit_iter is None:
-                    self._lit_iter = self.transport.iter_exact(remaining, CHUNK)
-                # TLS hands over one record (often 4-16 kB) per read: gather up to
-                # LITERAL_PIECE bytes so the session, the sink and the disk see a few big
-                # pieces instead of many small ones (the per-piece Python cost dominates).
-                want = min(remaining, LITERAL_PIECE)
-                pieces: list[bytes] = []
-                got = 0
-                while got < want:
-                    try:
-                        piece = next(self._lit_iter)
-                    except StopIteration:  # pragma: no cover - sizes agree by construction
-                        self._lit_iter = None
-                        break
-                    pieces.append(piece)
-                    got += len(piece)
-                if got == remaining:
-                    self._lit_iter = None
-                if pieces:
-                    self.session.receive_data(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                if not self._lit_logged:
+                    self._lit_logged = True
+                    transcript = self.transport.transcript
+                    if transcript is not None:
+                        transcript.record("S", f"<{remaining} bytes>".encode())
+                # TLS hands over one record (often 4-16 kB) per read: take what has
+                # arrived, up to LITERAL_PIECE bytes (never past the literal), so the
+                # session, the sink and the disk see a few big pieces instead of many
+                # small ones (the per-piece Python cost dominates a full sync).
+                data = self.transport.read_burst(min(remaining, LITERAL_PIECE))
+                if len(data) >= remaining:
+                    self._lit_logged = False
+                self.session.receive_data(data)
             else:
-                self._lit_iter = None
+                self._lit_logged = False
                 self.session.receive_data(self.transport.readline(MAX_IMAP_LINE + 2))
         except ConnectionLostError as exc:
             self._abort_sink()

@@ -242,6 +242,14 @@ class IMAPSession:
     def receive_data(self, data: bytes) -> None:
         if self._broken is not None:
             raise IMAPParseError("IMAP session already failed") from self._broken
+        if self._lit_stream and not self._in and 0 < len(data) <= self._lit_remaining:
+            # A piece of a streamed body while nothing else waits: hand it on as it is
+            # (no copy through the input buffer; bodies are most of a full sync's bytes).
+            self._lit_remaining -= len(data)
+            self._events.append(BodyChunk(data))
+            if not self._lit_remaining:
+                self._end_literal()
+            return
         self._in += data
 
     def next_event(self) -> Event | NeedData:
