@@ -26,15 +26,10 @@ delivered is delivered again (never lost).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import Any
 
-from mailtool.config import state_dir
+from mailtool.config import state_dir_str
 from mailtool.errors import (
     ConfigError,
     MailtoolError,
@@ -45,8 +40,14 @@ from mailtool.errors import (
 from mailtool.exitcodes import ExitCode, worst
 from mailtool.protocol.pop3.client import POP3Client
 from mailtool.record import field, record
-from mailtool.store.atomic import read_json, write_json
-from mailtool.store.destinations import Destination
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+    from typing import Any
+
+    from mailtool.store.destinations import Destination
 
 #: Messages per batch: one syncfs (or fsync per file), one directory fsync and one state
 #: write per batch, and the batch's DELEs only after those. Larger batches are faster (a
@@ -59,42 +60,114 @@ BATCH_BYTES = 32 * 1024 * 1024
 #: Slack allowed over the size LIST announced before a body is treated as runaway.
 SIZE_SLACK = 1024 * 1024
 
-STATE_VERSION = 1
+#: Up to this many messages needing a size, ask ``LIST n`` for each (pipelined) rather
+#: than the whole LIST: the cron case (a few new among thousands kept) skips a listing
+#: as long as UIDL's. Without PIPELINING each would cost a round trip: whole LIST then.
+LIST_EACH_MAX = 64
+
+#: The state file format (``UIDLState``); version 1 was a JSON document (still read, and
+#: rewritten in this format on the first run that finds it).
+STATE_VERSION = 2
+_STATE_MAGIC = "mailtool-pop3-uidl"
+_LEGACY_VERSION = 1
+
+#: Longest state file name before we fall back to a hashed one (file systems allow 255).
+_MAX_NAME = 200
 
 
 # --- identity and state -----------------------------------------------------------------
 
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-")
+
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._@-]", "_", text)[:60] or "_"
+    """Lossy file-name form (version 1 state names): unsafe characters become ``_``."""
+    return "".join(c if c in _SAFE else "_" for c in text)[:60] or "_"
+
+
+def _escape(text: str) -> str:
+    """Reversible file-name form: safe characters kept, others ``%XX`` per UTF-8 byte.
+
+    ``-`` is kept and ``+`` (our separator) escaped, so distinct (account, host, user)
+    triples always give distinct names; a leading dot is escaped (no hidden files).
+    """
+    out = []
+    for i, c in enumerate(text):
+        if c in _SAFE and not (i == 0 and c == "."):
+            out.append(c)
+        else:
+            out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+    return "".join(out)
+
+
+def _sha256_hex(text: str) -> str:
+    import hashlib  # only where a digest is needed: not on a keep-mode rerun's path
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def message_key(host: str, user: str, uidl: str) -> str:
     """The stable Maildir name part for a message: ``U`` + 32 hex digits."""
-    digest = hashlib.sha256(f"{host.lower()}\0{user}\0{uidl}".encode()).hexdigest()
-    return "U" + digest[:32]
+    return "U" + _sha256_hex(f"{host.lower()}\0{user}\0{uidl}")[:32]
+
+
+def _state_base() -> str:
+    return os.path.join(state_dir_str(), "pop3")
+
+
+def state_file(account: str | None, host: str, user: str) -> str:
+    """``state_dir()/pop3/<account>+<host>+<user>.uidl`` (escaped, see ``_escape``).
+
+    A name too long for a file system becomes ``h-<digest>.uidl``.
+    """
+    name = "+".join(_escape(x) for x in (account or "", host.lower(), user))
+    if len(name) > _MAX_NAME:
+        name = "h-" + _sha256_hex(f"{account or ''}\0{host.lower()}\0{user}")[:40]
+    return os.path.join(_state_base(), name + ".uidl")
+
+
+def legacy_state_file(account: str | None, host: str, user: str) -> str:
+    """Where version 1 kept the state: ``<account>-<host>-<user>-<hash>.json``."""
+    digest = _sha256_hex(f"{account or ''}\0{host.lower()}\0{user}")[:12]
+    name = f"{_safe(account or 'default')}-{_safe(host.lower())}-{_safe(user)}-{digest}.json"
+    return os.path.join(_state_base(), name)
 
 
 def state_path(account: str | None, host: str, user: str) -> Path:
-    """``state_dir()/pop3/<account>-<host>-<user>-<hash>.json``."""
-    ident = f"{account or ''}\0{host.lower()}\0{user}"
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    name = f"{_safe(account or 'default')}-{_safe(host.lower())}-{_safe(user)}-{digest}.json"
-    return state_dir() / "pop3" / name
+    """``state_file`` as a ``Path`` (for tests and tools; the fetch itself uses ``str``)."""
+    from pathlib import Path
+
+    return Path(state_file(account, host, user))
+
+
+def _lock_file(path: str) -> str:
+    root, ext = os.path.splitext(path)
+    return (root if ext else path) + ".lock"
 
 
 class UIDLState:
     """UIDLs already fetched for one account/server/user, with the time first seen.
 
-    Entries: ``{"t": epoch seconds, "h": true if only the headers were taken}``. The file
-    is replaced atomically (write temp, fsync, rename, fsync dir) on every ``save``. An
-    exclusive ``fcntl`` lock on a sibling ``.lock`` file keeps two runs for the same
-    mailbox apart (cron overlap).
+    ``messages`` maps each UIDL to the epoch second it was first stored; ``headers`` holds
+    the UIDLs of which only the headers were taken (never deleted on the server).
+
+    The file (version 2) is text, fast to read for 100,000 UIDLs (one ``split``):
+    a first line ``mailtool-pop3-uidl 2`` (plus ``pending <offset> <uidl-hex> <path-hex>``
+    while an mbox append is in progress), then one line per message
+    ``<uidl> <first-seen> <h or ->`` (RFC 1939 UIDLs have no white space). A version 1
+    JSON file found under the old name (``legacy``) is read and replaced by the first
+    save. The file is replaced atomically (write temp, fsync, rename, fsync dir) on
+    ``save``, and only when something changed. An exclusive ``fcntl`` lock on a sibling
+    ``.lock`` file keeps two runs for the same mailbox apart (cron overlap).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str, *, legacy: Callable[[], str] | None = None) -> None:
         self.path = path
-        self.messages: dict[str, dict[str, Any]] = {}
+        self._file = os.fspath(path)
+        self._legacy = legacy
+        self._legacy_file: str | None = None
+        self.messages: dict[str, int] = {}
+        self.headers: set[str] = set()
         self.pending: dict[str, Any] | None = None
         self.dirty = False
         self._lock_fd: int | None = None
@@ -102,15 +175,15 @@ class UIDLState:
     def lock(self) -> None:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        lock = _lock_file(self._file)
+        os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise TempFailError(
-                f"another pop-fetch is running for this mailbox (lock {self.path.with_suffix('.lock')})",
-                step="state",
+                f"another pop-fetch is running for this mailbox (lock {lock})", step="state"
             ) from None
         self._lock_fd = fd
 
@@ -120,23 +193,85 @@ class UIDLState:
             self._lock_fd = None
 
     def load(self) -> UIDLState:
-        data = read_json(self.path, default=None)
-        if data is None:
+        raw = _read(self._file)
+        if raw is None:
+            if self._legacy is not None:
+                legacy = self._legacy()
+                if os.path.exists(legacy):
+                    self._load_legacy(legacy)
             return self
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise ConfigError(f"state file {self.path} has an unknown format; move it away")
+        self._parse(raw)
+        return self
+
+    def _corrupt(self, why: str) -> ConfigError:
+        return ConfigError(f"state file {self._file} is corrupt ({why}); move it away")
+
+    def _parse(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise self._corrupt("not ASCII") from None
+        head, sep, body = text.partition("\n")
+        words = head.split()
+        if len(words) < 2 or words[0] != _STATE_MAGIC or not sep:
+            raise self._corrupt("no header line")
+        if words[1] != str(STATE_VERSION):
+            raise ConfigError(f"state file {self._file} has an unknown format; move it away")
+        if len(words) == 6 and words[2] == "pending" and words[3].isdigit():
+            try:
+                self.pending = {
+                    "offset": int(words[3]),
+                    "uidl": _unhex(words[4]).decode("ascii"),
+                    "mbox": _unhex(words[5]).decode("utf-8", "surrogateescape"),
+                }
+            except ValueError:
+                raise self._corrupt("bad pending entry") from None
+        elif len(words) != 2:
+            raise self._corrupt("bad header line")
+        tokens = body.split()
+        if len(tokens) % 3 or (body and not body.endswith("\n")):
+            raise self._corrupt("truncated")
+        uidls, times, flags = tokens[0::3], tokens[1::3], tokens[2::3]
+        if times and not "".join(times).isdigit():
+            raise self._corrupt("bad time")
+        if not set(flags) <= {"-", "h"}:
+            raise self._corrupt("bad flag")
+        self.messages = dict(zip(uidls, map(int, times), strict=True))
+        if "h" in flags:
+            self.headers = {u for u, f in zip(uidls, flags, strict=True) if f == "h"}
+
+    def _load_legacy(self, legacy: str) -> None:
+        import json
+
+        raw = _read(legacy) or b""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"state file {legacy} is corrupt: {exc}; move it away to rebuild"
+            ) from exc
+        if not isinstance(data, dict) or data.get("version") != _LEGACY_VERSION:
+            raise ConfigError(f"state file {legacy} has an unknown format; move it away")
         messages = data.get("messages", {})
         if not isinstance(messages, dict):
-            raise ConfigError(f"state file {self.path} is corrupt; move it away")
-        self.messages = messages
+            raise ConfigError(f"state file {legacy} is corrupt; move it away")
+        for uidl, entry in messages.items():
+            if not (isinstance(entry, dict) and isinstance(uidl, str) and uidl.isascii()
+                    and uidl.isprintable() and uidl and " " not in uidl):
+                raise ConfigError(f"state file {legacy} is corrupt; move it away")
+            self.messages[uidl] = int(entry.get("t", 0))
+            if entry.get("h"):
+                self.headers.add(uidl)
         pending = data.get("pending")
         self.pending = pending if isinstance(pending, dict) else None
-        return self
+        self._legacy_file = legacy
+        self.dirty = True  # written in the new format (and the old file removed) on save
 
     def prune(self, keep: set[str]) -> None:
         """Forget UIDLs no longer on the server (or deleted by this run)."""
-        if any(u not in keep for u in self.messages):
-            self.messages = {u: v for u, v in self.messages.items() if u in keep}
+        if not self.messages.keys() <= keep:
+            self.messages = {u: t for u, t in self.messages.items() if u in keep}
+            self.headers &= self.messages.keys()
             self.dirty = True
 
     def save(self, *, keep: set[str] | None = None, force: bool = True) -> None:
@@ -148,21 +283,58 @@ class UIDLState:
             self.prune(keep)
         if not force and not self.dirty:
             return
-        doc: dict[str, Any] = {"version": STATE_VERSION, "messages": self.messages}
+        from mailtool.store.atomic import atomic_write
+
+        head = f"{_STATE_MAGIC} {STATE_VERSION}"
         if self.pending is not None:
-            doc["pending"] = self.pending
-        write_json(self.path, doc)
+            head += " pending {} {} {}".format(
+                int(self.pending.get("offset", -1)),
+                _hex(str(self.pending.get("uidl") or "").encode("ascii")),
+                _hex(str(self.pending.get("mbox") or "").encode("utf-8", "surrogateescape")),
+            )
+        headers = self.headers
+        lines = [head, *(f"{u} {t} {'h' if u in headers else '-'}"
+                         for u, t in self.messages.items())]
+        atomic_write(self._file, ("\n".join(lines) + "\n").encode("ascii"))
         self.dirty = False
+        if self._legacy_file is not None:
+            # The new file is durable: the old one may go (a crash before this only
+            # leaves it behind, and the new file wins on the next load).
+            for old in (self._legacy_file, _lock_file(self._legacy_file)):
+                try:
+                    os.unlink(old)
+                except OSError:
+                    pass
+            self._legacy_file = None
 
     def record(self, uidl: str, *, headers_only: bool = False, when: float | None = None) -> None:
-        entry: dict[str, Any] = {"t": int(when if when is not None else time.time())}
+        if uidl not in self.messages:
+            self.messages[uidl] = int(when if when is not None else time.time())
         if headers_only:
-            entry["h"] = True
-        old = self.messages.get(uidl)
-        if old is not None and "t" in old:
-            entry["t"] = old["t"]
-        self.messages[uidl] = entry
+            self.headers.add(uidl)
+        else:
+            self.headers.discard(uidl)
         self.dirty = True
+
+
+def _hex(data: bytes) -> str:
+    return data.hex() or "-"
+
+
+def _unhex(text: str) -> bytes:
+    return b"" if text == "-" else bytes.fromhex(text)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        from mailtool.errors import CantCreateError
+
+        raise CantCreateError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -248,7 +420,10 @@ class FetchResult:
         }
 
 
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Progress: TypeAlias = Callable[[int, int], None]
 
 
 class Fetcher:
@@ -278,12 +453,27 @@ class Fetcher:
         self._unrecorded: list[tuple[str, bool]] = []
         self._on_server: set[str] = set()
 
-    # -- listing -------------------------------------------------------------------
+    # -- listing ---------------------------------------------------------------------
 
-    def _listing(self) -> tuple[dict[int, int], dict[int, str] | None]:
-        # Pipelined when allowed; a plain -ERR to UIDL gives None (no UIDL here).
-        sizes, uids = self.client.list_and_uidl()
-        if uids is not None and set(uids) != set(sizes):
+    def _sizes(self, wanted: list[int], uids: dict[int, str]) -> dict[int, int]:
+        """Sizes of the ``wanted`` messages (only they are listed, fetched or deleted).
+
+        None wanted (the keep-mode rerun with nothing new): no LIST at all. A few, with
+        PIPELINING: ``LIST n`` each. Otherwise the whole LIST, checked against UIDL.
+        """
+        if not wanted:
+            return {}
+        if self.client.pipelining and len(wanted) <= LIST_EACH_MAX:
+            each = self.client.list_each(wanted)
+            missing = sorted(n for n, size in each.items() if size is None)
+            if missing:
+                raise ProtocolError(
+                    f"LIST and UIDL disagree (only in UIDL: {missing[:5]}); nothing fetched",
+                    step="LIST",
+                )
+            return {n: size for n, size in each.items() if size is not None}
+        sizes = self.client.list()
+        if set(uids) != set(sizes):
             only_list = sorted(set(sizes) - set(uids))[:5]
             only_uidl = sorted(set(uids) - set(sizes))[:5]
             raise ProtocolError(
@@ -291,7 +481,45 @@ class Fetcher:
                 " nothing fetched",
                 step="UIDL",
             )
-        return sizes, uids
+        return sizes
+
+    def _plan(self) -> list[MessageOutcome]:
+        """UIDL, then sizes for what matters: the outcomes of the messages not simply kept.
+
+        Messages already in the state and not to be deleted get no outcome (a rerun with
+        thousands on the server and nothing new builds nothing per message).
+        """
+        res = self.result
+        uids = self.client.uidl_or_none()
+        if uids is None:
+            if not (self.opts.delete or self.opts.fetch_all):
+                raise UnavailableError(
+                    "the server has no UIDL, so new messages cannot be told from old ones",
+                    step="UIDL",
+                    hint="use --delete to fetch and remove every message, or --all",
+                )
+            res.uidl_supported = False
+            res.warnings.append(
+                "server has no UIDL: fetching every message"
+                + ("" if self.opts.delete else " (again next time: use --delete)")
+            )
+            sizes = self.client.list()
+            res.on_server = len(sizes)
+            return [MessageOutcome(n, None, sizes[n]) for n in sorted(sizes)]
+        res.on_server = len(uids)
+        self._on_server = set(uids.values())
+        known = self.state.messages
+        if self.opts.fetch_all:
+            wanted = sorted(uids)
+        else:
+            deleting = self.opts.delete or self.opts.delete_after_days is not None
+            now = self.clock()
+            wanted = sorted(
+                n for n, u in uids.items()
+                if u not in known or (deleting and self._deletable_uidl(u, now))
+            )
+        sizes = self._sizes(wanted, uids)
+        return [MessageOutcome(n, uids[n], sizes[n]) for n in wanted]
 
     # -- the run -------------------------------------------------------------------
 
@@ -301,28 +529,11 @@ class Fetcher:
         quit_ok = False
         try:
             self.dest.begin(self.state)
-            sizes, uids = self._listing()
-            res.on_server = len(sizes)
-            res.uidl_supported = uids is not None
-            if uids is None:
-                if not (self.opts.delete or self.opts.fetch_all):
-                    raise UnavailableError(
-                        "the server has no UIDL, so new messages cannot be told from old ones",
-                        step="UIDL",
-                        hint="use --delete to fetch and remove every message, or --all",
-                    )
-                res.warnings.append(
-                    "server has no UIDL: fetching every message"
-                    + ("" if self.opts.delete else " (again next time: use --delete)")
-                )
-            self._on_server = set(uids.values()) if uids else set()
+            outcomes = self._plan()
             self._clean_tmp()
-            outcomes = [
-                MessageOutcome(n, uids.get(n) if uids else None, sizes[n]) for n in sorted(sizes)
-            ]
             res.messages = outcomes
             todo = self._select(outcomes)
-            if uids is not None:
+            if res.uidl_supported:
                 # Forget UIDLs no longer on the server; persist any recovery before fetching.
                 self.state.prune(self._on_server)
             self.state.save(force=False)
@@ -416,15 +627,18 @@ class Fetcher:
             chosen.append(m)
         return chosen
 
+    def _deletable_uidl(self, uidl: str, now: float) -> bool:
+        first_seen = self.state.messages.get(uidl)
+        if first_seen is None or uidl in self.state.headers:
+            return False  # not stored, or only its headers: never delete
+        if self.opts.delete_after_days is not None:
+            return now - first_seen >= self.opts.delete_after_days * 86400
+        return self.opts.delete
+
     def _deletable(self, m: MessageOutcome, now: float) -> bool:
         if m.uidl is None:
             return self.opts.delete and m.status == "stored"
-        entry = self.state.messages.get(m.uidl)
-        if entry is None or entry.get("h"):
-            return False  # not stored, or only its headers: never delete
-        if self.opts.delete_after_days is not None:
-            return now - float(entry.get("t", now)) >= self.opts.delete_after_days * 86400
-        return self.opts.delete
+        return self._deletable_uidl(m.uidl, now)
 
     def _delete_old(self, outcomes: list[MessageOutcome]) -> None:
         if not (self.opts.delete or self.opts.delete_after_days is not None):
@@ -540,7 +754,8 @@ def fetch(
     at once). Errors before the fetch starts (connect, TLS, login) are raised; errors during
     it are in ``result.error`` with everything stored so far recorded.
     """
-    state = UIDLState(state_path(endpoint.account, endpoint.host, creds.user))
+    ident = (endpoint.account, endpoint.host, creds.user)
+    state = UIDLState(state_file(*ident), legacy=lambda: legacy_state_file(*ident))
     state.lock()
     try:
         state.load()

@@ -22,25 +22,30 @@ destination that needs them: ``pop-fetch`` with a Maildir starts faster.
 from __future__ import annotations
 
 import os
-import re
 import sys
-import time
-from collections.abc import Iterable
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from mailtool.store.lineends import to_lf
 from mailtool.store.maildir import Maildir, MaildirBatch, begin_message
 
+# The protocols below are for the type checker; at run time they are plain classes, so
+# importing this module costs neither typing nor pathlib.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+    from typing import IO, Any, Protocol
+
     from mailtool.store.mbox import Mbox
+else:
+    Protocol = object
 
 #: Leftover ``tmp/`` files with a message key that cannot be attributed to the running
 #: account are removed once older than this (a killed run's partial writes).
 STALE_TMP = 3600.0
 
-#: A message key as ``retrieve.message_key`` makes it: ``U`` + 32 hex digits.
-KEY_PATTERN = re.compile(r"^U[0-9a-f]{32}$")
+#: A message key as ``retrieve.message_key`` makes it: ``U`` + 32 lower-case hex digits.
+KEY_LENGTH = 33
+_HEX = frozenset("0123456789abcdef")
 
 
 class Journal(Protocol):
@@ -69,9 +74,14 @@ class Destination(Protocol):
     def end(self) -> None: ...
 
 
+def is_key(text: str) -> bool:
+    """True for ``U`` followed by 32 lower-case hex digits (``retrieve.message_key``)."""
+    return len(text) == KEY_LENGTH and text[0] == "U" and _HEX.issuperset(text[1:])
+
+
 def _key_of(name: str) -> str | None:
     parts = name.split(".", 2)
-    if len(parts) >= 3 and KEY_PATTERN.match(parts[1]):
+    if len(parts) >= 3 and is_key(parts[1]):
         return parts[1]
     return None
 
@@ -85,9 +95,9 @@ class MaildirDestination:
 
     def __init__(self, path: Path | str) -> None:
         self.maildir = Maildir(path)
-        self.label = f"maildir:{self.maildir.path}"
+        self.label = f"maildir:{self.maildir.dir}"
         self.batch = MaildirBatch(self.maildir)
-        self._new = str(self.maildir.path / "new") + os.sep
+        self._new = self.maildir.sub("new") + os.sep
 
     def begin(self, state: Journal) -> None:
         return None
@@ -95,7 +105,7 @@ class MaildirDestination:
     def tmp_leftovers(self) -> list[tuple[str, str, float]]:
         """``(key, path, mtime)`` of every keyed file in ``tmp/`` (a killed run's writes)."""
         found: list[tuple[str, str, float]] = []
-        for entry in os.scandir(self.maildir.path / "tmp"):
+        for entry in os.scandir(self.maildir.sub("tmp")):
             key = _key_of(entry.name)
             if key is not None:
                 try:
@@ -113,7 +123,10 @@ class MaildirDestination:
         it goes only once older than ``STALE_TMP``. Files without our key pattern (another
         program's) are never touched.
         """
-        now = time.time() if now is None else now
+        if now is None:
+            import time
+
+            now = time.time()
         removed = 0
         for key, path, mtime in self.tmp_leftovers():
             if key in ours or now - mtime > STALE_TMP:
@@ -127,7 +140,7 @@ class MaildirDestination:
     def known_keys(self) -> set[str]:
         keys: set[str] = set()
         for sub in ("new", "cur"):
-            for entry in os.scandir(self.maildir.path / sub):
+            for entry in os.scandir(self.maildir.sub(sub)):
                 key = _key_of(entry.name)
                 if key is not None:
                     keys.add(key)
@@ -146,7 +159,7 @@ class MaildirDestination:
 
     def commit(self) -> None:
         """fsync the batch's files, move them into ``new/``, fsync the directory."""
-        self.batch.commit()
+        self.batch.commit_names()
 
     def abort(self) -> None:
         self.batch.abort()

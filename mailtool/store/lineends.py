@@ -7,7 +7,9 @@ kept, so nothing but the line-end convention changes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 
 class CRLFToLF:

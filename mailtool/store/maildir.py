@@ -13,12 +13,17 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 from mailtool.errors import CantCreateError, LocalIOError
 from mailtool.store.atomic import fsync_dir
+
+# Paths are ``str`` inside (pathlib costs a start-up ~7 ms here); the public API still
+# hands out ``Path`` objects where it always did, building them only when asked.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+    from typing import Any
 
 _counter = itertools.count()
 _SUBDIRS = ("tmp", "new", "cur")
@@ -27,9 +32,21 @@ _SUBDIRS = ("tmp", "new", "cur")
 FLAG_ORDER = "DFPRST"
 
 
+_HOSTNAME: str | None = None
+
+
 def _hostname() -> str:
-    host = os.uname().nodename or "localhost"
-    return host.replace("/", "\\057").replace(":", "\\072")
+    global _HOSTNAME
+    if _HOSTNAME is None:
+        host = os.uname().nodename or "localhost"
+        _HOSTNAME = host.replace("/", "\\057").replace(":", "\\072")
+    return _HOSTNAME
+
+
+def _path(name: str) -> Path:
+    from pathlib import Path
+
+    return Path(name)
 
 
 def unique_name(key: str | None = None) -> str:
@@ -55,19 +72,33 @@ def flags_suffix(flags: str) -> str:
 
 
 class Maildir:
-    """One Maildir folder (``cur``, ``new``, ``tmp``)."""
+    """One Maildir folder (``cur``, ``new``, ``tmp``).
+
+    Attributes:
+        dir: the folder as a ``str``; ``path`` gives it as a ``Path``.
+    """
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
-        self.path = Path(path)
+        self.dir = os.fspath(path)
         if create:
             self.create()
+
+    @property
+    def path(self) -> Path:
+        return _path(self.dir)
+
+    def sub(self, name: str) -> str:
+        """``<dir>/<name>`` as a ``str`` (``tmp``, ``new`` or ``cur``)."""
+        return os.path.join(self.dir, name)
 
     def create(self) -> None:
         try:
             for sub in _SUBDIRS:
-                (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+                name = os.path.join(self.dir, sub)
+                if not os.path.isdir(name):
+                    os.makedirs(name, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise CantCreateError(f"cannot create Maildir {self.path}: {exc.strerror}") from exc
+            raise CantCreateError(f"cannot create Maildir {self.dir}: {exc.strerror}") from exc
 
     def deliver(
         self,
@@ -106,14 +137,14 @@ class Maildir:
     def sync(self) -> None:
         """fsync ``new/`` and ``cur/`` (after a batch delivered with ``sync_dir=False``)."""
         for sub in ("new", "cur"):
-            fsync_dir(self.path / sub)
+            fsync_dir(os.path.join(self.dir, sub))
 
-    def messages(self) -> Iterable[Path]:
+    def messages(self) -> Iterator[Path]:
         """Every message file in ``new/`` and ``cur/``."""
         for sub in ("new", "cur"):
-            for entry in os.scandir(self.path / sub):
+            for entry in os.scandir(os.path.join(self.dir, sub)):
                 if entry.is_file() and not entry.name.startswith("."):
-                    yield Path(entry.path)
+                    yield _path(entry.path)
 
 
 class MaildirBatch:
@@ -145,12 +176,16 @@ class MaildirBatch:
 
     def commit(self) -> list[Path]:
         """Make every message durable, publish them, fsync the directories; return paths."""
+        return [_path(name) for name in self.commit_names()]
+
+    def commit_names(self) -> list[str]:
+        """``commit``, returning the final paths as ``str``."""
         if not self.pending:
             return []
-        if len(self.pending) < self.SYNCFS_MIN or not _syncfs(self.maildir.path / "tmp"):
+        if len(self.pending) < self.SYNCFS_MIN or not _syncfs(self.maildir.sub("tmp")):
             for message in self.pending:
-                _fsync_path(message.tmp)
-        paths = [message.publish(sync_dir=False) for message in self.pending]
+                _fsync_path(message.tmp_name)
+        paths = [message.publish_name(sync_dir=False) for message in self.pending]
         self.maildir.sync()
         self.pending = []
         self.bytes = 0
@@ -163,7 +198,7 @@ class MaildirBatch:
         self.bytes = 0
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -174,7 +209,7 @@ def _fsync_path(path: Path) -> None:
         raise LocalIOError(f"cannot store {path}: {exc.strerror or exc}") from exc
 
 
-def _syncfs(path: Path) -> bool:
+def _syncfs(path: str) -> bool:
     """Flush the whole file system holding ``path`` (Linux ``syncfs``); False if unavailable.
 
     One syncfs replaces N fsyncs for a batch; it is what mbsync-style batching needs.
@@ -216,14 +251,21 @@ class PendingMessage:
         self.name = name
         self.flags = flags
         self.size = 0
-        self.tmp = maildir.path / "tmp" / name
+        self.tmp_name = os.path.join(maildir.dir, "tmp", name)
         try:
-            self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._fd: int | None = os.open(
+                self.tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+            )
         except FileExistsError:
-            os.unlink(self.tmp)  # a leftover of an interrupted run with the same key
-            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.unlink(self.tmp_name)  # a leftover of an interrupted run with the same key
+            self._fd = os.open(self.tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
-            raise LocalIOError(f"cannot create {self.tmp}: {exc.strerror}") from exc
+            raise LocalIOError(f"cannot create {self.tmp_name}: {exc.strerror}") from exc
+
+    @property
+    def tmp(self) -> Path:
+        """The file in ``tmp/`` (``tmp_name`` as a ``Path``)."""
+        return _path(self.tmp_name)
 
     def write(self, chunk: bytes) -> None:
         assert self._fd is not None, "message already committed or aborted"
@@ -233,7 +275,7 @@ class PendingMessage:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self.abort()
-            raise LocalIOError(f"cannot write {self.tmp}: {exc.strerror or exc}") from exc
+            raise LocalIOError(f"cannot write {self.tmp_name}: {exc.strerror or exc}") from exc
         self.size += len(chunk)
 
     def commit(self, *, fsync: bool = True, sync_dir: bool = True) -> Path:
@@ -253,21 +295,27 @@ class PendingMessage:
                 os.close(fd)
         except OSError as exc:
             self.abort()
-            raise LocalIOError(f"cannot store {self.tmp}: {exc.strerror or exc}") from exc
+            raise LocalIOError(f"cannot store {self.tmp_name}: {exc.strerror or exc}") from exc
 
     def publish(self, *, sync_dir: bool = True) -> Path:
         """Rename the finished (and durable) file into ``new/`` or ``cur/``."""
+        return _path(self.publish_name(sync_dir=sync_dir))
+
+    def publish_name(self, *, sync_dir: bool = True) -> str:
+        """``publish``, returning the final path as a ``str``."""
         if self.flags is None:
-            final = self.maildir.path / "new" / self.name
+            folder = os.path.join(self.maildir.dir, "new")
+            final = os.path.join(folder, self.name)
         else:
-            final = self.maildir.path / "cur" / (self.name + flags_suffix(self.flags))
+            folder = os.path.join(self.maildir.dir, "cur")
+            final = os.path.join(folder, self.name + flags_suffix(self.flags))
         try:
-            os.rename(self.tmp, final)
+            os.rename(self.tmp_name, final)
             if sync_dir:
-                fsync_dir(final.parent)
+                fsync_dir(folder)
         except OSError as exc:
             self.abort()
-            raise LocalIOError(f"cannot store {self.tmp}: {exc.strerror or exc}") from exc
+            raise LocalIOError(f"cannot store {self.tmp_name}: {exc.strerror or exc}") from exc
         return final
 
     def abort(self) -> None:
@@ -276,7 +324,7 @@ class PendingMessage:
             os.close(self._fd)
             self._fd = None
         try:
-            os.unlink(self.tmp)
+            os.unlink(self.tmp_name)
         except OSError:
             pass
 

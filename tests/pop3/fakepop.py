@@ -41,6 +41,12 @@ class FakeMaildrop:
                 c.send(b"+OK\r\n" + "".join(f"{x}\r\n" for x in self.caps).encode() + b".\r\n")
             elif name in ("USER", "PASS", "NOOP", "RSET"):
                 c.send(b"+OK\r\n")
+            elif name == "LIST" and args:
+                num = int(args[0])
+                if num in self.messages:
+                    c.send(f"+OK {num} {len(self.messages[num])}\r\n".encode())
+                else:
+                    c.send(b"-ERR no such message\r\n")
             elif name == "LIST":
                 body = "".join(f"{n} {len(m)}\r\n" for n, m in sorted(self.messages.items()))
                 c.send(b"+OK\r\n" + body.encode() + b".\r\n")

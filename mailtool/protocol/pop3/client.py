@@ -21,8 +21,6 @@ Used by ``pop-fetch`` (``mailtool.retrieve``) and by ``diagnose`` (connect, CAPA
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-
 from mailtool.errors import (
     AuthError,
     MailtoolError,
@@ -55,6 +53,10 @@ from mailtool.protocol.replies import Reply, exit_code_for
 from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
 from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 #: Most commands in flight at once when pipelining. Commands are ~12 bytes, so a window
 #: this size (3 kB) stays far below any TCP send buffer (RFC 2449 section 6.6's deadlock
@@ -485,6 +487,44 @@ class POP3Client:
             num, uid = parse_uidl_line(reply.text.encode("utf-8", "replace"))
             return {num: uid}
         return parse_uidl(self._listing("UIDL", what="not supported"))
+
+    def uidl_or_none(self) -> dict[int, str] | None:
+        """UIDL of every message, or None when the server answers a plain -ERR (no UIDL).
+
+        A -ERR carrying a response code that says "try later" ([SYS/TEMP], [IN-USE]...)
+        raises like any other error.
+        """
+        try:
+            return self.uidl()
+        except MailtoolError as exc:
+            if _uidl_unsupported(exc):
+                return None
+            raise
+
+    def list_each(self, msgnos: Sequence[int]) -> dict[int, int | None]:
+        """``LIST n`` for each message (pipelined when allowed): {msgno: octets}.
+
+        The value is None where the server answered a plain -ERR ("no such message"); a
+        transient -ERR raises. Cheaper than a whole LIST when a few of many are wanted.
+        """
+        sizes: dict[int, int | None] = {}
+        window = PIPELINE_WINDOW if self.pipelining else 1
+        for start in range(0, len(msgnos), window):
+            part = msgnos[start : start + window]
+            self.send_commands([("LIST", str(n)) for n in part])
+            for num in part:
+                step = f"LIST {num}"
+                reply = self.read_status(step)
+                if not reply.is_positive:
+                    if reply.is_transient:
+                        raise reply_error(step, reply)
+                    sizes[num] = None
+                    continue
+                got, size = parse_scan_line(reply.text.encode("utf-8", "replace"))
+                if got != num:
+                    raise ProtocolError(f"LIST {num} answered for message {got}", step=step)
+                sizes[num] = size
+        return sizes
 
     def list_and_uidl(self) -> tuple[dict[int, int], dict[int, str] | None]:
         """LIST and UIDL, sent in one write when the server allows PIPELINING.
