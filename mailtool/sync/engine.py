@@ -467,8 +467,10 @@ class FolderSync:
             return
         state = self.state
         assert state.uidvalidity is not None
-        # Files stored by an interrupted run before it could journal them.
-        found = scan_keys(self.path, state.uidvalidity, uids) if os.path.isdir(self.path) else {}
+        # Files stored by an interrupted run before it could journal them (only a run
+        # that did not finish can have left any: no scan of a big folder otherwise).
+        found = (scan_keys(self.path, state.uidvalidity, uids)
+                 if self.store.interrupted and os.path.isdir(self.path) else {})
         for uid, rel in sorted(found.items()):
             info = rel.split(":2,", 1)[1] if ":2," in rel else ""
             letters = "".join(sorted({c for c in info if c.isascii() and c.isalpha()}))
@@ -481,6 +483,11 @@ class FolderSync:
         if not todo:
             return
         _ = self.maildir  # create the folder before the first body arrives
+        try:
+            self.store.begin()
+        except OSError as exc:
+            raise LocalIOError(f"cannot write {self.store.journal_path}: {exc.strerror}"
+                               ) from exc
         self._clean_tmp()
         self.progress = self.options.progress()
         self.progress.start(self.info.name, len(todo), None)

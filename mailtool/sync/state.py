@@ -286,6 +286,10 @@ class StateStore:
         self._journal_lines = 0
         self._fd: int | None = None
         self._raw: bytes | None = None  # the snapshot as read by header()
+        #: Set by ``load``: a run may have stopped between storing messages and recording
+        #: them (a journal was left, or no version-2 snapshot), so files not in the state
+        #: may exist. Only then is the folder scanned for them (see ``begin``).
+        self.interrupted = False
 
     def exists(self) -> bool:
         return os.path.exists(self.state_path) or os.path.exists(self.journal_path)
@@ -352,6 +356,8 @@ class StateStore:
             ConfigError: the snapshot or a complete journal line is corrupt.
         """
         raw_state = self._read_snapshot()
+        self.interrupted = (raw_state is None or not raw_state.startswith(STATE_MAGIC.encode())
+                            or os.path.exists(self.journal_path))
         if raw_state is None:
             state = FolderState(folder=self.folder)
         else:
@@ -391,6 +397,19 @@ class StateStore:
         self.state = state
         return state
 
+    def begin(self) -> None:
+        """Mark a run in progress before any message file is published: the journal
+        exists (durably) from now until the final ``snapshot``, so a crash in between
+        is seen by the next ``load`` (``interrupted``) however early it came."""
+        if self._fd is None:
+            self._open_journal()
+
+    def _open_journal(self) -> None:
+        created = not os.path.exists(self.journal_path)
+        self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if created:
+            fsync_dir(self.directory)
+
     def record(self, *op: Any) -> None:
         """Queue one journal operation and apply it to the in-memory state."""
         assert self.state is not None, "load() first"
@@ -406,11 +425,8 @@ class StateStore:
         self._pending.clear()
         try:
             if self._fd is None:
-                created = not os.path.exists(self.journal_path)
-                self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                                   0o600)
-                if created:
-                    fsync_dir(self.directory)
+                self._open_journal()
+            assert self._fd is not None
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view):]
@@ -420,6 +436,11 @@ class StateStore:
         self._journal_lines += data.count(b"\n")
         if self._journal_lines >= SNAPSHOT_EVERY and self.state is not None:
             self.snapshot()
+            try:
+                self.begin()  # the run goes on: keep the in-progress mark
+            except OSError as exc:
+                raise LocalIOError(f"cannot write {self.journal_path}: {exc.strerror}"
+                                   ) from exc
 
     def snapshot(self, state: FolderState | None = None) -> None:
         """Write the whole state atomically, then drop the journal it contains."""

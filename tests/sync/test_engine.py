@@ -238,3 +238,49 @@ def test_choose_folders() -> None:
     assert [f.name for f in chosen] == ["INBOX", "Lists/a"] and missing == []
     chosen, missing = choose_folders(src.folders(), names=["inbox", "Nope"])
     assert [f.name for f in chosen] == ["INBOX"] and missing == ["Nope"]
+
+
+def test_crash_in_a_later_run_is_adopted_and_clean_runs_never_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a run that did not finish leaves files outside the state, so only then is the
+    folder scanned for them: the in-progress mark (journal) exists before any publish."""
+    from mailtool.sync import engine
+
+    scans: list[object] = []
+    real_scan = engine.scan_keys
+
+    def counting_scan(*args: object) -> dict[int, str]:
+        scans.append(args)
+        return real_scan(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "scan_keys", counting_scan)
+    src = FakeSource()
+    for n in range(3):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    run(src, root)  # may scan: the directory exists (the lock) but no state does yet
+    scans.clear()
+    for n in range(3, 9):
+        src.tree["INBOX"].add(message(n))
+    [res] = run(src, root)
+    assert res.fetched == 6 and scans == []  # clean runs: no scan of the folder
+
+    for n in range(9, 15):
+        src.tree["INBOX"].add(message(n))
+
+    def crash(self: StateStore) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StateStore, "commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(src, root, batch_messages=4)
+    monkeypatch.setattr(StateStore, "commit", real_commit)
+    assert len(contents(root)) == 13  # 4 published, never journalled
+    [res] = run(src, root)
+    assert (res.adopted, res.fetched) == (4, 2) and len(scans) == 1
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
+    run(src, root)
+    assert len(scans) == 1
+
+
+real_commit = StateStore.commit
