@@ -76,6 +76,8 @@ def run(
 
 def _write_folder_cache(endpoint: Any, available: Any) -> None:
     """Remember the account's folder names for shell completion (never fails the sync)."""
+    if not endpoint.account:
+        return  # the cache is per account: nothing to write (and nothing to import)
     from mailtool.folder_cache import write_folder_cache
 
     write_folder_cache(endpoint.account,
