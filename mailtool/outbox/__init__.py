@@ -17,13 +17,14 @@ import os
 import time
 
 from mailtool.errors import ConfigError
-from mailtool.outbox.schedule import Schedule, schedule_for
 from mailtool.outbox.spool import Entry, Outbox, default_path
 
 # Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from mailtool.outbox.schedule import Schedule
 
 __all__ = [
     "Entry",
@@ -90,6 +91,8 @@ def request_for_entry(entry: Entry, config: Any, *, timeout: float = 60.0,
 
 
 def schedule_for_entry(entry: Entry, config: Any, lifetime: float | None = None) -> Schedule:
+    from mailtool.outbox.schedule import schedule_for
+
     name = entry.state.get("account")
     account = config.accounts.get(name) if name else None
     return schedule_for(account, lifetime)
@@ -105,3 +108,12 @@ def clock() -> float:
         except ValueError:
             raise ConfigError(f"MAILTOOL_NOW={fake!r} is not a number of seconds") from None
     return time.time()
+
+
+def __getattr__(name: str) -> object:
+    """``Schedule`` on first use: a send that settles at once never needs the schedule."""
+    if name == "Schedule":
+        from mailtool.outbox.schedule import Schedule
+
+        return Schedule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

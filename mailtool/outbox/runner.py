@@ -78,7 +78,8 @@ def session_failure(outcome: Any) -> bool:
         or outcome.exit_code == ExitCode.CONFIG)
 
 
-def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = time.time,
+def attempt(entry: Entry, deliverer: Any, schedule: Schedule | Callable[[], Schedule],
+            clock: Clock = time.time,
             *, bounce_deliverer: Any = None, keep_on_session_failure: bool = False
             ) -> EntryReport:
     """Try the entry's pending recipients once; record everything; remove it when done.
@@ -87,6 +88,8 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
     itself (``session_failure``) keeps the recipients pending: mail already taken into the
     outbox must not be dropped because a password is missing or a certificate expired;
     the run reports the error with its exit code instead. The caller holds the entry lock.
+    ``schedule`` may be a function that makes it: it is needed only when something stays
+    pending (mailtool-sendmail then imports it only for a deferred message).
     """
     from mailtool.compose import Envelope
 
@@ -119,6 +122,8 @@ def attempt(entry: Entry, deliverer: Any, schedule: Schedule, clock: Clock = tim
         failed = [r for r in entry.recipients
                   if r["status"] == REJECTED and r["address"].lower() in newly_rejected]
         if entry.pending:
+            if callable(schedule):
+                schedule = schedule()
             if schedule.expired(entry.created, now):
                 entry.add_attempt(result.outcomes, now, None)
                 failed += entry.expire(now, "no delivery within the queue lifetime of "

@@ -24,7 +24,6 @@ def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, op
     from mailtool.delivery import DEFERRED, Deliverer, DeliveryResult
     from mailtool.outbox import clock, outbox_for, route_of
     from mailtool.outbox.runner import attempt
-    from mailtool.outbox.schedule import schedule_for
 
     outbox = outbox_for(req.account)
     now = clock()
@@ -40,7 +39,7 @@ def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, op
         return _send_direct(req, envelope, source, message_id, options, stdout, stderr)
     try:
         with Deliverer(options) as deliverer:
-            report = attempt(entry, deliverer, schedule_for(req.account), clock)
+            report = attempt(entry, deliverer, lambda: _schedule(req.account), clock)
     finally:
         if lock is not None:
             lock.release()
@@ -74,6 +73,12 @@ def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, op
     if report.bounce:
         stderr.write(f"{req.prog}: {report.bounce}\n")
     return int(code)
+
+
+def _schedule(account: Any) -> Any:
+    from mailtool.outbox.schedule import schedule_for  # only when something is deferred
+
+    return schedule_for(account)
 
 
 def _send_direct(req: Any, envelope: Any, source: Any, message_id: str | None, options: Any,
