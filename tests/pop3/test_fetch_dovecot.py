@@ -183,3 +183,34 @@ def test_mbox_mda_and_stdout(dovecot, mail_user, pop_fetch, tmp_path):  # type: 
     assert r.stdout_bytes == b"Subject: three\n\nx\n"
     r = pop_fetch("--stdout", expect=0)
     assert r.stdout_bytes == b""
+
+
+def _commands(stderr: str) -> list[str]:
+    """The commands a ``-v`` transcript shows pop-fetch sending, first word only."""
+    return [line.split(" -> ", 1)[1].split()[0] for line in stderr.splitlines()
+            if " -> " in line]
+
+
+def test_keep_mode_rerun_sends_only_uidl_and_writes_nothing(dovecot, mail_user, pop_fetch,  # type: ignore[no-untyped-def]
+                                                            tmp_path):
+    """The cron case: nothing new costs one UIDL and no state write; a new message costs a
+    LIST of that message only, then its RETR."""
+    dovecot.deliver_many(mail_user, [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(30)])
+    md = tmp_path / "md"
+    pop_fetch("--maildir", str(md))
+    path = state_path(None, "localhost", mail_user.name)
+    before = path.stat()
+    r = pop_fetch("--maildir", str(md), "-v")
+    sent = _commands(r.stderr)
+    assert sent.count("UIDL") == 1 and sent[-2:] == ["UIDL", "QUIT"], sent
+    assert not {"LIST", "STAT", "RETR", "TOP", "DELE"} & set(sent), sent
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (
+        before.st_ino, before.st_mtime_ns, before.st_size)
+    assert not (md / "tmp").exists() or not list((md / "tmp").iterdir())
+    dovecot.deliver(mail_user, b"Subject: late\n\nlate\n")
+    r = pop_fetch("--maildir", str(md), "-v")
+    lines = [line.split(" -> ", 1)[1] for line in r.stderr.splitlines() if " -> " in line]
+    assert [x for x in lines if x.startswith(("LIST", "RETR"))] == ["LIST 31", "RETR 31"]
+    assert len(maildir_files(md)) == 31
+    assert path.stat().st_ino != before.st_ino  # recorded: replaced atomically

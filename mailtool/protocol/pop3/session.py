@@ -437,7 +437,9 @@ class POP3Session:
         while True:
             idx = self._line_buf.find(b"\n")
             if idx >= 0:
-                line = bytes(self._line_buf[:idx]).rstrip(b"\r")
+                line = bytes(self._line_buf[:idx])
+                if line.endswith(b"\r"):
+                    line = line[:-1]  # the CR of CRLF only, as ``take_lines`` does
                 del self._line_buf[: idx + 1]
                 return Line(command, line)
             if len(self._line_buf) > MAX_STATUS_LINE:
