@@ -257,6 +257,7 @@ class _Writer:
         self.durable = MaildirBatch(engine.maildir)
         self.uids: list[int] = []  # parallel to self.durable.pending
         self.lf = CRLFToLF()
+        self.background: _Durability | None = None  # the previous batch, being made durable
 
     def begin(self, uid: int | None, size: int | None, flags: Sequence[str] | None) -> None:
         """Start a message; ``uid`` may be unknown until ``end`` (server's item order)."""
@@ -296,21 +297,42 @@ class _Writer:
         eng.progress.advance(1, pending.size)
         if (len(self.durable) >= eng.options.batch_messages
                 or self.durable.bytes >= eng.options.batch_bytes):
-            self.flush()
+            self.flush(wait=False)
 
     def abort(self) -> None:
         if self.current is not None:
             self.current.abort()
             self.current = None
 
-    def flush(self) -> None:
-        """Make the batch durable, publish it, then journal it."""
+    def flush(self, *, wait: bool = True) -> None:
+        """Make the batch durable, publish it, then journal it.
+
+        With ``wait=False`` the durability work (syncfs or fsyncs, renames, directory
+        fsyncs: mostly waiting for the disk) runs on a helper thread while the next batch
+        downloads; its journal lines are written at the next ``flush``. A crash before
+        then leaves published files the journal does not list: the next run knows it was
+        interrupted (``StateStore.begin``) and adopts them by key.
+        """
+        self.settle()
         if not self.durable:
             return
-        eng = self.engine
+        batch, uids = self.durable, self.uids
+        self.durable, self.uids = MaildirBatch(self.engine.maildir), []
         sizes = [(uid, pending.flags or "", pending.size)
-                 for uid, pending in zip(self.uids, self.durable.pending, strict=True)]
-        paths = self.durable.commit()
+                 for uid, pending in zip(uids, batch.pending, strict=True)]
+        if wait:
+            self._journal(sizes, batch.commit())
+        else:
+            self.background = _Durability(batch, sizes)
+
+    def settle(self) -> None:
+        """Wait for the batch on the helper thread and journal it (raises its error)."""
+        job, self.background = self.background, None
+        if job is not None:
+            self._journal(job.sizes, job.result())
+
+    def _journal(self, sizes: list[tuple[int, str, int]], paths: list[Any]) -> None:
+        eng = self.engine
         for (uid, letters, size), final in zip(sizes, paths, strict=True):
             text = os.fspath(final)
             rel = text[text.rfind("/", 0, text.rfind("/")) + 1:]  # "new/NAME" or "cur/NAME"
@@ -318,7 +340,33 @@ class _Writer:
             eng.result.fetched += 1
             eng.result.fetched_bytes += size
         eng.store.commit()
-        self.uids.clear()
+
+
+class _Durability:
+    """One batch made durable and published on a helper thread (see ``_Writer.flush``)."""
+
+    def __init__(self, batch: MaildirBatch, sizes: list[tuple[int, str, int]]) -> None:
+        import threading
+
+        self.batch = batch
+        self.sizes = sizes
+        self.paths: list[Any] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mailtool-sync-durability",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.paths = self.batch.commit()
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> list[Any]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.paths
 
 
 class FolderSync:
@@ -497,6 +545,10 @@ class FolderSync:
             writer.flush()
         except BaseException as exc:
             writer.abort()
+            try:
+                writer.settle()  # the batch already on its way to the disk is kept
+            except (OSError, MailtoolError):
+                pass
             if isinstance(exc, MailtoolError) and not isinstance(exc, LocalIOError):
                 # The server failed mid-fetch: keep the messages that arrived whole (exit
                 # 75 promises "everything stored so far is kept"), so no rerun fetches

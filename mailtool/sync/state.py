@@ -122,13 +122,19 @@ class FolderState:
         per message: ``UID FLAGS SIZE GONE PATH``. Text, because it is a tenth of JSON's
         cost to read and write and a person can still read it.
         """
-        live = sum(1 for uid, rec in self.records.items() if uid > 0 and not rec.gone)
-        lines = [f"{STATE_MAGIC} {STATE_VERSION} {_opt(self.uidvalidity)} {self.uidnext} "
-                 f"{_opt(self.highestmodseq)} {live}"]
-        lines += [f"{uid} {rec.flags} {_opt(rec.size)} {int(rec.gone)} {_esc(rec.path)}"
-                  for uid, rec in sorted(self.records.items())]
-        lines.append("")
-        return "\n".join(lines).encode("utf-8", "surrogateescape")
+        records = self.records
+        live = sum(1 for uid, rec in records.items() if uid > 0 and not rec.gone)
+        head = (f"{STATE_MAGIC} {STATE_VERSION} {_opt(self.uidvalidity)} {self.uidnext} "
+                f"{_opt(self.highestmodseq)} {live}\n")
+        body = "".join([
+            f"{uid} {rec.flags} {'-' if rec.size is None else rec.size} "
+            f"{'1' if rec.gone else '0'} {rec.path}\n"
+            for uid, rec in sorted(records.items())])
+        if "\\" in body or "\r" in body or body.count("\n") != len(records):
+            # a path that needs escaping (never one of ours): the careful way
+            body = "".join([f"{uid} {rec.flags} {_opt(rec.size)} {int(rec.gone)} "
+                            f"{_esc(rec.path)}\n" for uid, rec in sorted(records.items())])
+        return (head + body).encode("utf-8", "surrogateescape")
 
     @classmethod
     def from_json(cls, folder: str, data: Any, where: Path | str) -> FolderState:

@@ -284,3 +284,31 @@ def test_crash_in_a_later_run_is_adopted_and_clean_runs_never_scan(
 
 
 real_commit = StateStore.commit
+
+
+def test_full_batches_are_made_durable_while_the_next_downloads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every full batch goes to the disk on the helper thread, the last one on the main
+    thread; each is journalled only after its files are published, and all of them are."""
+    import threading
+
+    from mailtool.store.maildir import MaildirBatch
+
+    threads: list[str] = []
+    real_commit = MaildirBatch.commit
+
+    def commit(self: MaildirBatch) -> list[Path]:
+        threads.append(threading.current_thread().name)
+        return real_commit(self)
+
+    monkeypatch.setattr(MaildirBatch, "commit", commit)
+    src = FakeSource()
+    for n in range(7):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    [res] = run(src, root, batch_messages=3)
+    assert threads == ["mailtool-sync-durability", "mailtool-sync-durability", "MainThread"]
+    assert res.fetched == 7
+    state = StateStore(root, "INBOX").load()
+    assert sorted(state.records) == list(range(1, 8))
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
