@@ -437,6 +437,8 @@ class FolderSync:
             (uidvalidity, modseq) if use_qresync else None,  # type: ignore[arg-type]
         )
         self.result.uidvalidity = sel.uidvalidity
+        if use_qresync and sel.changed is None:
+            use_qresync = False  # the server did not take QRESYNC after all: compare flags
         if head is not None:
             if not (use_qresync and (sel.vanished or sel.changed)) and _unchanged(
                     head, sel.uidvalidity, sel.uidnext, sel.highestmodseq, None):

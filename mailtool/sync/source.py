@@ -49,11 +49,21 @@ class IMAPSource:
     def __init__(self, client: IMAPClient) -> None:
         self.client = client
         self.condstore = client.has("CONDSTORE") or client.has("QRESYNC")
+        # What the server offers; ENABLE is sent before the first SELECT only, so a run
+        # whose folders LIST-STATUS shows unchanged spends no round trip on it. Should the
+        # server then not enable QRESYNC, ``select`` says so (``Selected.changed`` None).
+        self.qresync = client.has("QRESYNC") and client.has("ENABLE")
+        self._enabled = False
+
+    def _enable(self) -> None:
+        if self._enabled:
+            return
+        self._enabled = True
         enabled: set[str] = set()
-        if client.has("QRESYNC"):
-            enabled = client.enable("QRESYNC")
+        if self.client.has("QRESYNC"):
+            enabled = self.client.enable("QRESYNC")
         elif self.condstore:
-            enabled = client.enable("CONDSTORE")
+            enabled = self.client.enable("CONDSTORE")
         self.qresync = "QRESYNC" in {e.upper() for e in enabled}
 
     def folders(self) -> list[FolderInfo]:
@@ -71,6 +81,7 @@ class IMAPSource:
         ]
 
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected:
+        self._enable()
         params = (qresync[0], qresync[1], None) if qresync and self.qresync else None
         info = self.client.examine(name, condstore=self.condstore, qresync=params)
         if info.uidvalidity is None:

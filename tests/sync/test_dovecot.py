@@ -219,8 +219,8 @@ def _sent(stderr: str) -> list[str]:
 @pytest.mark.timeout(120)
 def test_resyncs_do_only_what_changed(dovecot: Dovecot, test_ca: TestCA, mail_user: User,
                                       tmp_path: Path) -> None:
-    """No-op: LIST-STATUS answers it, no EXAMINE, no state write. Flags: QRESYNC's EXAMINE
-    reports the changes, so no UID FETCH or SEARCH follows."""
+    """No-op: LIST-STATUS answers it, no ENABLE or EXAMINE, no state write. Flags:
+    QRESYNC's EXAMINE reports the changes, so no UID FETCH or SEARCH follows."""
     user = mail_user
     dovecot.deliver_many(user, [message(n) for n in range(20)])
     root = tmp_path / "mirror"
@@ -232,7 +232,7 @@ def test_resyncs_do_only_what_changed(dovecot: Dovecot, test_ca: TestCA, mail_us
     result = run_cli(*sync_args(dovecot, test_ca, user, root, "-v", "--json", "INBOX"), env=env)
     sent = _sent(result.stderr)
     assert any(c.startswith("LIST ") and "RETURN (STATUS" in c for c in sent), sent
-    assert not [c for c in sent if c.startswith(("EXAMINE", "SELECT", "UID "))], sent
+    assert not [c for c in sent if c.startswith(("EXAMINE", "SELECT", "UID ", "ENABLE"))], sent
     assert rows(json.loads(result.stdout))["INBOX"]["mode"] == "unchanged"
     after = state.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -248,6 +248,7 @@ def test_resyncs_do_only_what_changed(dovecot: Dovecot, test_ca: TestCA, mail_us
     assert [c for c in sent if c.startswith("EXAMINE")] == [
         next(c for c in sent if c.startswith("EXAMINE INBOX (QRESYNC"))]
     assert not [c for c in sent if c.startswith("UID ")], sent
+    assert sent.index("ENABLE QRESYNC") < sent.index(next(c for c in sent if "EXAMINE" in c))
     inbox = rows(json.loads(result.stdout))["INBOX"]
     assert (inbox["mode"], inbox["flags_changed"], inbox["deleted"]) == ("qresync", 3, 1)
     assert local_view(root) == server_view(imap, "INBOX")
