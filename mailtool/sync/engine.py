@@ -118,6 +118,8 @@ class Source(Protocol):
 
     def folders(self) -> list[FolderInfo]: ...
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected: ...
+    def select_begin(self, name: str, qresync: tuple[int, int] | None
+                     ) -> Callable[[], Selected]: ...
     def search_from(self, first: int) -> list[int]: ...
     def search_all(self) -> set[int]: ...
     def fetch_flags(self, last: int, changedsince: int | None) -> dict[int, tuple[str, ...]]: ...
@@ -432,19 +434,29 @@ class FolderSync:
                                          bool(state.records))
         use_qresync = (self.source.qresync and uidvalidity is not None
                        and modseq is not None and held)
-        sel = self.source.select(
+        finish = self.source.select_begin(
             self.info.name,
             (uidvalidity, modseq) if use_qresync else None,  # type: ignore[arg-type]
         )
+        if head is not None:
+            # Read the records while the server works on EXAMINE (QRESYNC's answer takes
+            # it a while); a folder found unchanged after all has wasted no waiting.
+            try:
+                self.state = state = self.store.load()
+            except BaseException:
+                try:
+                    finish()  # leave the connection in step for the next folder
+                except MailtoolError:
+                    pass
+                raise
+        sel = finish()
         self.result.uidvalidity = sel.uidvalidity
         if use_qresync and sel.changed is None:
             use_qresync = False  # the server did not take QRESYNC after all: compare flags
-        if head is not None:
-            if not (use_qresync and (sel.vanished or sel.changed)) and _unchanged(
-                    head, sel.uidvalidity, sel.uidnext, sel.highestmodseq, None):
-                self.result.mode = "unchanged"
-                return
-            self.state = state = self.store.load()
+        if head is not None and not (use_qresync and (sel.vanished or sel.changed)) and \
+                _unchanged(head, sel.uidvalidity, sel.uidnext, sel.highestmodseq, None):
+            self.result.mode = "unchanged"
+            return
         present: set[int] | None = None
         vanished: set[int] = set()
         flags: dict[int, str] = {}

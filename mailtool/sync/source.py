@@ -8,7 +8,7 @@ and streamed chunk by chunk into the engine's sink.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mailtool.errors import ProtocolError
 from mailtool.protocol.imap.client import BodyInfo, IMAPClient
@@ -81,23 +81,33 @@ class IMAPSource:
         ]
 
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected:
+        return self.select_begin(name, qresync)()
+
+    def select_begin(self, name: str, qresync: tuple[int, int] | None
+                     ) -> Callable[[], Selected]:
+        """Send EXAMINE; the returned function waits for and returns its answer."""
         self._enable()
         params = (qresync[0], qresync[1], None) if qresync and self.qresync else None
-        info = self.client.examine(name, condstore=self.condstore, qresync=params)
-        if info.uidvalidity is None:
-            raise ProtocolError("the server sent no UIDVALIDITY", step=f"EXAMINE {name}")
-        sel = Selected(
-            uidvalidity=info.uidvalidity,
-            uidnext=info.uidnext,
-            exists=info.exists,
-            highestmodseq=None if info.nomodseq else info.highestmodseq,
-        )
-        if params is not None:
-            sel.vanished = {uid for uids in info.vanished for uid in uids}
-            sel.changed = {
-                fd.uid: fd.flags for fd in info.fetches if fd.uid is not None and fd.flags is not None
-            }
-        return sel
+        finish = self.client.select_begin(name, readonly=True, condstore=self.condstore,
+                                          qresync=params)
+
+        def selected() -> Selected:
+            info = finish()
+            if info.uidvalidity is None:
+                raise ProtocolError("the server sent no UIDVALIDITY", step=f"EXAMINE {name}")
+            sel = Selected(
+                uidvalidity=info.uidvalidity,
+                uidnext=info.uidnext,
+                exists=info.exists,
+                highestmodseq=None if info.nomodseq else info.highestmodseq,
+            )
+            if params is not None:
+                sel.vanished = {uid for uids in info.vanished for uid in uids}
+                sel.changed = {fd.uid: fd.flags for fd in info.fetches
+                               if fd.uid is not None and fd.flags is not None}
+            return sel
+
+        return selected
 
     def search_from(self, first: int) -> list[int]:
         return self.client.uid_search(f"UID {first}:*")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailtool.sync.engine import BodySink, FolderInfo, Selected
@@ -70,6 +70,11 @@ class FakeSource:
             sel.vanished = {u for u, m in f.expunged.items() if m > since}
             sel.changed = {u: tuple(fl) for u, (_, fl, m) in f.messages.items() if m > since}
         return sel
+
+    def select_begin(self, name: str, qresync: tuple[int, int] | None
+                     ) -> Callable[[], Selected]:
+        sel = self.select(name, qresync)
+        return lambda: sel
 
     def search_from(self, first: int) -> list[int]:
         self.calls.append(f"search {first}:*")

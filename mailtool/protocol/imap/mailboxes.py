@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mailtool.protocol.imap.core import IMAPCore, SelectInfo, _Handler, error_for
 from mailtool.protocol.imap.session import (
@@ -138,6 +138,19 @@ class MailboxCommands(IMAPCore):
             qresync: (known UIDVALIDITY, known HIGHESTMODSEQ, known UIDs or None); the
                 server then reports ``vanished`` UIDs and changed ``fetches`` (RFC 7162).
         """
+        return self.select_begin(mailbox, readonly=readonly, condstore=condstore,
+                                 qresync=qresync)()
+
+    def select_begin(
+        self,
+        mailbox: str,
+        *,
+        readonly: bool = False,
+        condstore: bool = False,
+        qresync: tuple[int, int, str | None] | None = None,
+    ) -> Callable[[], SelectInfo]:
+        """Send SELECT/EXAMINE now; the returned function waits for the answer and gives
+        what ``select`` gives (local work can be done while the server computes it)."""
         info = SelectInfo(name=mailbox, readonly=readonly)
         params: list[Any] = []
         if qresync is not None and "QRESYNC" in self.enabled:
@@ -181,16 +194,19 @@ class MailboxCommands(IMAPCore):
                     info.permanentflags = tuple(str(a) for a in code.args)
 
         self.selected = None
-        command = self.run(
-            self.session.command(name, *args, collect=False),
-            step=f"{name} {mailbox}",
-            handler=_Handler(collect),
-        )
-        result = command.result
-        if result is not None and result.code is not None and result.code.name == "READ-ONLY":
-            info.readonly = True
-        self.selected = info
-        return info
+        command = self.submit(self.session.command(name, *args, collect=False),
+                              _Handler(collect))
+
+        def finish() -> SelectInfo:
+            result = self.wait(command)
+            if result.status != "OK":
+                raise error_for(result, f"{name} {mailbox}")
+            if result.code is not None and result.code.name == "READ-ONLY":
+                info.readonly = True
+            self.selected = info
+            return info
+
+        return finish
 
     def examine(self, mailbox: str, **kwargs: Any) -> SelectInfo:
         return self.select(mailbox, readonly=True, **kwargs)
