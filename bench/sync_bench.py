@@ -201,19 +201,26 @@ def _count(local: Path) -> int:
 
 def _report(peers: list[Peer], workloads: list[str]) -> None:
     base = next((p for p in peers if p.name == "mbsync"), peers[0])
+    other = next((p for p in peers if p.name == "offlineimap"), None)
+    load = os.getloadavg()
     print(f"\n## imap-sync, {MESSAGES} messages, medians of up to {RUNS} runs "
-          f"(ratio vs {base.name})")
-    print(f"{'workload':10} {'tool':12} {'median':>10} {'ratio':>7} {'peak RSS':>10}")
+          f"(ratios vs {base.name}" + (f" and {other.name}" if other else "") + "; "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+    print(f"{'workload':10} {'tool':12} {'median':>10} {'ratio':>7} "
+          + (f"{'vs ' + other.name:>15} " if other else "") + f"{'peak RSS':>10}")
     for workload in workloads:
         ref = base.times.get(workload)
+        ref2 = other.times.get(workload) if other else None
         for peer in peers:
             times = peer.times.get(workload)
             if not times:
                 continue
             med = statistics.median(times)
             ratio = med / statistics.median(ref) if ref else float("nan")
+            ratio2 = med / statistics.median(ref2) if ref2 else float("nan")
             rss = max(peer.rss[workload]) / 1024
-            print(f"{workload:10} {peer.name:12} {med * 1000:8.0f}ms {ratio:7.2f} {rss:8.1f}MB")
+            print(f"{workload:10} {peer.name:12} {med * 1000:8.0f}ms {ratio:7.2f} "
+                  + (f"{ratio2:15.3f} " if other else "") + f"{rss:8.1f}MB")
     sys.stdout.flush()
 
 

@@ -323,7 +323,7 @@ class _Writer:
         sizes = [(uid, pending.flags or "", pending.size)
                  for uid, pending in zip(uids, batch.pending, strict=True)]
         if wait:
-            self._journal(sizes, batch.commit())
+            self._journal(sizes, batch.commit_names())
         else:
             self.background = _Durability(batch, sizes)
 
@@ -333,11 +333,10 @@ class _Writer:
         if job is not None:
             self._journal(job.sizes, job.result())
 
-    def _journal(self, sizes: list[tuple[int, str, int]], paths: list[Any]) -> None:
+    def _journal(self, sizes: list[tuple[int, str, int]], paths: list[str]) -> None:
         eng = self.engine
         for (uid, letters, size), final in zip(sizes, paths, strict=True):
-            text = os.fspath(final)
-            rel = text[text.rfind("/", 0, text.rfind("/")) + 1:]  # "new/NAME" or "cur/NAME"
+            rel = final[final.rfind("/", 0, final.rfind("/")) + 1:]  # "new/NAME", "cur/NAME"
             eng.store.record("+", uid, rel, letters, size)
             eng.result.fetched += 1
             eng.result.fetched_bytes += size
@@ -352,7 +351,7 @@ class _Durability:
 
         self.batch = batch
         self.sizes = sizes
-        self.paths: list[Any] = []
+        self.paths: list[str] = []
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="mailtool-sync-durability",
                                        daemon=True)
@@ -360,11 +359,11 @@ class _Durability:
 
     def _run(self) -> None:
         try:
-            self.paths = self.batch.commit()
+            self.paths = self.batch.commit_names()
         except BaseException as exc:  # handed to the main thread by result()
             self.error = exc
 
-    def result(self) -> list[Any]:
+    def result(self) -> list[str]:
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -374,8 +373,8 @@ class _Durability:
 class FolderSync:
     """One folder's sync run (see the module docstring)."""
 
-    def __init__(self, source: Source, root: Path, info: FolderInfo, options: SyncOptions
-                 ) -> None:
+    def __init__(self, source: Source, root: Path | str, info: FolderInfo,
+                 options: SyncOptions) -> None:
         self.source = source
         self.info = info
         self.options = options
@@ -686,7 +685,7 @@ class FolderSync:
 LOCK_FILE = "mailtool-sync.lock"
 
 
-def lock_root(root: Path) -> int:
+def lock_root(root: Path | str) -> int:
     """Take the tree's lock (two runs at once, e.g. overlapping cron jobs, would race).
 
     Returns the lock's file descriptor (closing it releases the lock).
@@ -712,7 +711,7 @@ def lock_root(root: Path) -> int:
     return fd
 
 
-def sync_folders(source: Source, root: Path, folders: Sequence[FolderInfo],
+def sync_folders(source: Source, root: Path | str, folders: Sequence[FolderInfo],
                  options: SyncOptions) -> list[FolderResult]:
     """Sync each folder; a failure in one folder is reported and the others go on.
 
@@ -727,7 +726,7 @@ def sync_folders(source: Source, root: Path, folders: Sequence[FolderInfo],
         os.close(fd)
 
 
-def _sync_each(source: Source, root: Path, folders: Sequence[FolderInfo],
+def _sync_each(source: Source, root: Path | str, folders: Sequence[FolderInfo],
                options: SyncOptions) -> list[FolderResult]:
     results = []
     for info in folders:

@@ -134,8 +134,9 @@ def folder_name(dirname: str, delimiter: str | None) -> str | None:
     return (delimiter or "").join(levels)
 
 
-def folder_path(root: Path, name: str, delimiter: str | None) -> Path:
-    """``root`` joined with ``folder_dirname``; refuses a symlink in the folder's place.
+def folder_path(root: Path | str, name: str, delimiter: str | None) -> Path | str:
+    """``root`` joined with ``folder_dirname`` (a ``str`` for a ``str`` root, so a caller
+    need not import pathlib); refuses a symlink in the folder's place.
 
     Raises:
         DataError: empty name.
@@ -143,7 +144,9 @@ def folder_path(root: Path, name: str, delimiter: str | None) -> Path:
             of the tree).
     """
     dirname = folder_dirname(name, delimiter)
-    path = root / dirname if dirname else root  # root: a Path (the result is one too)
+    if not dirname:
+        return root
+    path = os.path.join(root, dirname) if isinstance(root, str) else root / dirname
     if dirname and os.path.islink(path):
         raise CantCreateError(f"{path} is a symbolic link; refusing to write through it",
                               step=f"folder {name}")

@@ -295,13 +295,13 @@ def test_full_batches_are_made_durable_while_the_next_downloads(
     from mailtool.store.maildir import MaildirBatch
 
     threads: list[str] = []
-    real_commit = MaildirBatch.commit
+    real_commit = MaildirBatch.commit_names
 
-    def commit(self: MaildirBatch) -> list[Path]:
+    def commit(self: MaildirBatch) -> list[str]:
         threads.append(threading.current_thread().name)
         return real_commit(self)
 
-    monkeypatch.setattr(MaildirBatch, "commit", commit)
+    monkeypatch.setattr(MaildirBatch, "commit_names", commit)
     src = FakeSource()
     for n in range(7):
         src.tree["INBOX"].add(message(n))
@@ -312,3 +312,19 @@ def test_full_batches_are_made_durable_while_the_next_downloads(
     state = StateStore(root, "INBOX").load()
     assert sorted(state.records) == list(range(1, 8))
     assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
+
+
+def test_a_str_root_works_without_pathlib(tmp_path: Path) -> None:
+    """The engine takes a ``str`` root (a fast CLI path need not import pathlib)."""
+    from mailtool.sync.paths import folder_path
+
+    assert folder_path(str(tmp_path), "Sent", "/") == os.path.join(str(tmp_path), ".Sent")
+    src = FakeSource()
+    src.tree["INBOX"].add(message(1))
+    from .fake import FakeFolder
+
+    src.tree["Sent"] = FakeFolder()
+    src.tree["Sent"].add(message(2))
+    results = run(src, str(tmp_path / "mail"))  # type: ignore[arg-type]
+    assert [r.fetched for r in results] == [1, 1]
+    assert contents(tmp_path / "mail" / ".Sent") == [on_disk_message(2)]
