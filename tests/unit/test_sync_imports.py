@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(
     [*(ROOT / "mailtool" / "sync").glob("*.py"),
      *(ROOT / "mailtool" / "protocol" / "imap").glob("*.py"),
-     ROOT / "mailtool" / "imapconn.py"]
+     ROOT / "mailtool" / "imapconn.py", ROOT / "mailtool" / "folder_cache.py"]
 )
 FORBIDDEN = {"typing", "pathlib", "dataclasses", "json", "datetime", "logging", "email",
              "click", "rich", "inspect", "fnmatch", "base64"}
