@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -29,8 +30,6 @@ def run(
     import gc
 
     gc.set_threshold(100_000, 50, 50)  # short-lived: collect rarely, but still collect
-    from pathlib import Path
-
     from mailtool.endpoint import resolve_endpoint
     from mailtool.errors import UsageError
     from mailtool.exitcodes import worst
@@ -45,7 +44,8 @@ def run(
         maildir = str(configured) if configured else None
     if not maildir:
         raise UsageError("give --maildir DIR (or set maildir in the account's imap section)")
-    root = Path(maildir).expanduser()
+    # A str, not a Path: the sync engine works on strings (pathlib: ~10 ms of every start).
+    root = os.path.expanduser(maildir)
     endpoint = resolve_endpoint("imap", conn, section, account=account.name if account else None)
     show_progress = sys.stderr.isatty() and not app.quiet and not app.json and not dry_run
     options = SyncOptions(
