@@ -57,6 +57,8 @@ class MessageSource:
     def __init__(self, head: bytes, spool: IO[bytes] | None, body_offset: int, size: int,
                  eight_bit: bool, utf8_headers: bool = False) -> None:
         self._head = head  # header block as it goes out (Bcc removed), with the blank line
+        self._head_end = -1 if spool is None else len(head)  # -1: not looked for yet
+        self._fields: dict[str, list[tuple[str, str]]] | None = None  # parsed once, on use
         self._spool = spool  # the whole original message (CRLF), when not in memory
         self._body_offset = body_offset  # where the body starts in the original
         self.size = size  # octets as sent (CRLF, before dot-stuffing)
@@ -121,9 +123,23 @@ class MessageSource:
     @property
     def header_block(self) -> bytes:
         """The header fields as they will go out (ending with the empty line, if any)."""
+        if self._head_end < 0:
+            self._head_end = _header_end(self._head)
         if self._spool is None:
-            return self._head[: _header_end(self._head)]
+            return self._head[: self._head_end]
         return self._head
+
+    def _set_head(self, head: bytes) -> None:
+        self._head = head
+        self._head_end = -1 if self._spool is None else len(head)
+        self._fields = None
+
+    def fields(self) -> dict[str, list[tuple[str, str]]]:
+        """Every header field, by lower-case name: [(name as written, unfolded value)] in
+        order. Parsed once (the header block is read for -t, Bcc and Message-ID)."""
+        if self._fields is None:
+            self._fields = parse_fields(self.header_block)
+        return self._fields
 
     def chunks(self) -> Iterator[bytes]:
         """The message as it goes out, in chunks of at most ``CHUNK``."""
@@ -142,15 +158,15 @@ class MessageSource:
 
     def strip_bcc(self) -> list[str]:
         """Remove Bcc and Resent-Bcc fields from the header block; return their values."""
+        fields = self.fields()
+        if "bcc" not in fields and "resent-bcc" not in fields:
+            return []
         head = self.header_block
         kept, removed = split_fields(head, drop=("bcc", "resent-bcc"))
-        if not removed:
-            return []
         if self._spool is None:
-            rest = self._head[len(head) :]
-            self._head = kept + rest
+            self._set_head(kept + self._head[len(head) :])
         else:
-            self._head = kept
+            self._set_head(kept)
         self.size -= len(head) - len(kept)
         return [value for _name, value in removed]
 
@@ -216,9 +232,9 @@ class MessageSource:
             out += line
         new_head = bytes(out)
         if self._spool is None:
-            self._head = new_head + self._head[len(head) :]
+            self._set_head(new_head + self._head[len(head) :])
         else:
-            self._head = new_head
+            self._set_head(new_head)
         self.size += len(new_head) - len(head)
         if not new_head.isascii():
             self.utf8_headers = True
@@ -226,8 +242,7 @@ class MessageSource:
 
     def header_values(self, name: str) -> list[str]:
         """Unfolded values of every field called ``name`` (case-insensitive)."""
-        _kept, found = split_fields(self.header_block, drop=(name.lower(),))
-        return [value for _name, value in found]
+        return [value for _name, value in self.fields().get(name.lower(), ())]
 
     def close(self) -> None:
         if self._spool is not None:
@@ -277,6 +292,27 @@ def split_fields(head: bytes, *, drop: Sequence[str]) -> tuple[bytes, list[tuple
     return bytes(kept), removed
 
 
+def parse_fields(head: bytes) -> dict[str, list[tuple[str, str]]]:
+    """Every field of a raw header block by lower-case name, as ``split_fields`` reads
+    them: [(name as written, unfolded value)], in order."""
+    fields: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None  # the list holding the field being read
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and line.strip():
+            if current is not None:
+                name, value = current[-1]
+                current[-1] = (name, value + " " + _text(line).strip())
+            continue
+        raw_name, sep, raw_value = line.partition(b":")
+        if not sep:
+            current = None
+            continue
+        field_name = raw_name.strip().decode("latin-1")
+        current = fields.setdefault(field_name.lower(), [])
+        current.append((field_name, _text(raw_value).strip()))
+    return fields
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r\n")
 
@@ -321,9 +357,8 @@ def _simple_address(value: str) -> tuple[str, str] | None:
 
 def header_recipients(source: MessageSource) -> list[str]:
     """Addresses of To, Cc and Bcc (sendmail ``-t``), in order, without duplicates."""
-    _kept, found = split_fields(source.header_block, drop=("to", "cc", "bcc"))
-    values = [value for want in ("to", "cc", "bcc")
-              for name, value in found if name.lower() == want]
+    fields = source.fields()
+    values = [value for want in ("to", "cc", "bcc") for _name, value in fields.get(want, ())]
     return unique([addr for _n, addr in parse_addresses(values)])
 
 

@@ -82,8 +82,10 @@ class RecipientOutcome:
             status = DEFERRED
         else:
             status = REJECTED
-        return cls(recipient, status, step, reply.code, reply.enhanced,
-                   " / ".join(x for x in reply.lines if x), host, int(exit_code_for(reply)))
+        lines = reply.lines
+        text = lines[0] if len(lines) == 1 else " / ".join(x for x in lines if x)
+        return cls(recipient, status, step, reply.code, reply.enhanced, text, host,
+                   0 if status == ACCEPTED else int(exit_code_for(reply)))
 
     @classmethod
     def from_error(cls, recipient: str, err: MailtoolError, host: str | None) -> RecipientOutcome:
@@ -184,6 +186,7 @@ class DeliveryOptions:
         notify: list[str] | None = None,
         ret: str | None = None,
         envid: str | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.smarthost = smarthost
         self.mx_port = mx_port
@@ -202,6 +205,9 @@ class DeliveryOptions:
         self.notify = notify
         self.ret = ret
         self.envid = envid
+        # Work to do while a server is answering (``Transport.on_wait``): send --batch
+        # prepares its next message then, instead of idling for the round trip.
+        self.on_wait = on_wait
 
 
 @record(frozen=True)
@@ -259,6 +265,8 @@ class Deliverer:
         self._resolver: Any = None
         self._mx_cache: dict[str, Any] = {}
         self._last_mail_reply: RecipientOutcome | None = None
+        self._relay_targets: list[Target] | None = None
+        self._relay_hosts: list[dict[str, Any]] = []  # their JSON, shared by every result
 
     # --- routes -----------------------------------------------------------------------
 
@@ -266,9 +274,14 @@ class Deliverer:
         """Group recipients into routes and find the hosts of each (DNS for MX routes)."""
         opts = self.options
         if opts.smarthost is not None:
-            targets = [Target(sh.host, sh.port, sh.tls_mode, sh.tls, smarthost=sh)
-                       for sh in [opts.smarthost, *opts.fallbacks]]
-            return [Route("smarthost", None, list(recipients), targets)]
+            if self._relay_targets is None:  # the same relays for every message
+                self._relay_targets = [Target(sh.host, sh.port, sh.tls_mode, sh.tls,
+                                              smarthost=sh)
+                                       for sh in [opts.smarthost, *opts.fallbacks]]
+                self._relay_hosts = Route("smarthost", None, [],
+                                          self._relay_targets).to_json()["hosts"]
+            # One list for every route (nothing appends to a relay route's targets).
+            return [Route("smarthost", None, list(recipients), self._relay_targets)]
         by_domain: dict[str, list[str]] = {}
         routes: list[Route] = []
         for rcpt in recipients:
@@ -354,7 +367,7 @@ class Deliverer:
         result = DeliveryResult(sender=envelope.sender, size=source.size)
         if routes is None:
             routes = self.plan(envelope.recipients)
-        result.routes = [r.to_json() for r in routes]
+        result.routes = [self._route_json(r) for r in routes]
         if (on_result is not None and on_outcomes is None and len(routes) == 1
                 and routes[0].failure is None and len(routes[0].targets) == 1):
             self._settle_pending(keep=routes[0].targets[0].key)  # results stay in order
@@ -386,6 +399,18 @@ class Deliverer:
             on_result(result)
             return None
         return result
+
+    def _route_json(self, route: Route) -> dict[str, Any]:
+        if route.kind == "smarthost" and route.failure is None and \
+                route.targets is self._relay_targets:
+            return {"kind": route.kind, "domain": route.domain,
+                    "recipients": route.recipients, "hosts": self._relay_hosts,
+                    "failure": None}
+        return route.to_json()
+
+    def settle(self) -> None:
+        """Read every final reply still pending (their results go out now)."""
+        self._settle_pending()
 
     def _settle_pending(self, keep: tuple[Any, ...] | None = None) -> None:
         """Read the final replies still pending on every connection but ``keep``'s (their
@@ -480,6 +505,7 @@ class Deliverer:
                 transcript=opts.transcript, addresses=addresses, local_name=opts.local_name,
                 log_body=opts.log_body,
             )
+        client.transport.on_wait = opts.on_wait
         sh = target.smarthost
         if sh is not None and sh.user and client.capabilities.auth_mechanisms:
             if sh.credentials is None:
@@ -520,24 +546,27 @@ class Deliverer:
                      on_later: OutcomeHook | None = None) -> list[RecipientOutcome] | None:
         opts = self.options
         caps = client.capabilities
-        smtputf8 = envelope.needs_smtputf8() or source.utf8_headers
-        if envelope.needs_smtputf8() and not caps.smtputf8:
+        ext = caps.extensions  # offered extensions (upper-case keywords)
+        utf8_address = envelope.needs_smtputf8()
+        smtputf8 = utf8_address or source.utf8_headers
+        if utf8_address and "SMTPUTF8" not in ext:
             err = DataError(f"{label} does not offer SMTPUTF8, needed for a non-ASCII address",
                             step="MAIL FROM", exit_code=ExitCode.UNAVAILABLE)
             return [RecipientOutcome.from_error(r, err, label) for r in recipients]
-        limit = caps.size_limit
+        limit = caps.size_limit if "SIZE" in ext else None
         if limit is not None and source.size > limit:
             err = DataError(f"message of {source.size} octets exceeds {label}'s limit of "
                             f"{limit}", step="SIZE", exit_code=ExitCode.UNAVAILABLE)
             return [RecipientOutcome.from_error(r, err, label) for r in recipients]
+        dsn = "DSN" in ext
         params = mail_parameters(
-            size=source.size if caps.has("SIZE") else None,
-            body="8BITMIME" if source.eight_bit and caps.eightbitmime else None,
-            smtputf8=smtputf8 and caps.smtputf8,
-            ret=opts.ret if caps.dsn else None,
-            envid=opts.envid if caps.dsn else None,
+            size=source.size if "SIZE" in ext else None,
+            body="8BITMIME" if source.eight_bit and "8BITMIME" in ext else None,
+            smtputf8=smtputf8 and "SMTPUTF8" in ext,
+            ret=opts.ret if dsn else None,
+            envid=opts.envid if dsn else None,
         )
-        rparams = rcpt_parameters(notify=opts.notify) if caps.dsn else []
+        rparams = rcpt_parameters(notify=opts.notify) if dsn and opts.notify else []
         on_final = None
         if on_later is not None:
             def on_final(tr: TransactionResult, error: MailtoolError | None) -> None:

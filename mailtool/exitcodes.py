@@ -50,6 +50,8 @@ def worst(*codes: int) -> ExitCode:
     """Return the most severe of ``codes`` (``OK`` when given none)."""
     best = ExitCode.OK
     for code in codes:
+        if code == 0:
+            continue  # OK is the least severe: nothing to look up (the usual case)
         candidate = ExitCode(code)
         if SEVERITY[candidate] > SEVERITY[best]:
             best = candidate

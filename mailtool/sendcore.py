@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from mailtool.compose import Envelope, MessageSource
+from mailtool.compose import Envelope, MessageSource, header_recipients, unique
 from mailtool.errors import UsageError
 from mailtool.exitcodes import ExitCode
 from mailtool.record import replace
@@ -15,6 +15,7 @@ from mailtool.record import replace
 # Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import EllipsisType
     from typing import IO, Any
 
 
@@ -213,18 +214,22 @@ def _compose(req: SendRequest, stdin: IO[bytes]) -> tuple[MessageSource, Envelop
 
 
 def _raw_envelope(req: SendRequest, source: MessageSource,
-                  mbox_sender: str | None = None) -> Envelope:
-    """Envelope of a message read as given: -t, Bcc removal, the sender."""
+                  mbox_sender: str | None = None,
+                  default: str | EllipsisType | None = ...) -> Envelope:
+    """Envelope of a message read as given: -t, Bcc removal, the sender.
+
+    ``default`` is ``default_sender(req)`` when the caller knows it already (a batch asks
+    once, not once per message).
+    """
     from_header: list[str] = []
     recipients = list(req.recipients)
     if req.from_headers or (not recipients and req.batch is not None):
-        from mailtool.compose import header_recipients
-
         recipients += header_recipients(source)
-    recipients += req.to + req.cc + req.bcc
+    if req.to or req.cc or req.bcc:
+        recipients += req.to + req.cc + req.bcc
     # Bcc never goes out, whatever the mode (RFC 5322 section 3.6.3; Bcc leaks otherwise).
     source.strip_bcc()
-    sender = default_sender(req) or mbox_sender
+    sender = (default_sender(req) if default is ... else default) or mbox_sender
     if sender is None:
         from_header = source.header_values("from")
         if from_header:
@@ -234,11 +239,9 @@ def _raw_envelope(req: SendRequest, source: MessageSource,
             sender = pairs[0][1] if pairs else None
     if sender is None:
         sender = local_sender()
-    if recipients:
-        from mailtool.compose import unique
-
+    if len(recipients) > 1:
         recipients = unique(recipients)
-    return Envelope(sender=sender, recipients=recipients)
+    return Envelope(sender, recipients)
 
 
 def _check_envelope(envelope: Envelope) -> None:

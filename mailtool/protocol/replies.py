@@ -135,6 +135,9 @@ def split_enhanced(code: int, text: str) -> tuple[str | None, str]:
     """
     if len(text) < 5 or text[1] != "." or text[0] not in "245" or int(text[0]) != code // 100:
         return None, text
+    if text[3] == "." and text[2].isdecimal() and text[4].isdecimal() and (
+            len(text) == 5 or text[5].isspace()):
+        return text[:5], text[5:].lstrip()  # the usual x.y.z
     end = 2
     for _part in (0, 1):
         start = end
@@ -169,14 +172,39 @@ def build_smtp_reply(parsed: Iterable[tuple[int, bool, str]]) -> Reply:
     return Reply(status=str(code), lines=tuple(lines), code=code, enhanced=enhanced)
 
 
+#: One-line replies remembered per reader (a ``Reply`` is immutable, so one instance can
+#: stand for every identical line): a pipelined batch gets the same "250 2.1.0 Ok" and
+#: "354 ..." for every message, and parses each only once. Bounded: replies carrying a
+#: queue id differ every time.
+REPLY_CACHE_SIZE = 64
+
+
 class SMTPReplyReader:
     """Incremental SMTP reply assembler: ``feed`` lines until it returns a ``Reply``."""
 
     def __init__(self, max_lines: int = MAX_REPLY_LINES) -> None:
         self._lines: list[tuple[int, bool, str]] = []
         self._max = max_lines
+        self._seen: dict[bytes, Reply] = {}
 
     def feed(self, line: bytes) -> Reply | None:
+        if not self._lines:
+            known = self._seen.get(line)
+            if known is not None:
+                return known
+        if not self._lines and line[3:4] == b" " and line[:3].isdigit() and \
+                b"2" <= line[:1] <= b"5" and line[1:2] <= b"5" and line.isascii():
+            # One-line reply, the usual case (one per command of a pipelined batch): what
+            # parse_smtp_line + build_smtp_reply make of it, in one step.
+            code = int(line[:3])
+            text = line[4:].rstrip(b"\r\n").decode("ascii")
+            if not text.isprintable():
+                text = decode_server_text(text)
+            enhanced, rest = split_enhanced(code, text)
+            reply = Reply(str(code), (text if enhanced is None else rest,), code, enhanced)
+            if len(self._seen) < REPLY_CACHE_SIZE and len(line) <= 512:
+                self._seen[line] = reply
+            return reply
         parsed = parse_smtp_line(line)
         self._lines.append(parsed)
         if parsed[1]:

@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
     import zlib
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from mailtool.protocol.tls import TLSInfo, TLSSettings
@@ -133,14 +133,19 @@ class Transport:
         self.transcript = transcript
         self._buf = bytearray()
         self._pos = 0
-        self._timeout = timeout
+        self._timeout = timeout  # wanted for the next blocking operation
+        self._applied = timeout  # set on the socket (set_timeout is lazy: see there)
         self._inflate: zlib._Decompress | None = None
         self._deflate: zlib._Compress | None = None
         self.tls_info: TLSInfo | None = None
         self.closed = False
         self._received_any = False
         self.discarded_before_tls = 0
-        self._burst: bytearray | None = None  # read_burst's reusable receive buffer
+        self._burst: bytearray | None = None  # the reusable receive buffer (recv_into)
+        #: Called right before a read that has to wait for the peer: the caller's chance to
+        #: do work of its own meanwhile (``send --batch`` reads its next message then).
+        #: It must not use this transport, and should not raise.
+        self.on_wait: Callable[[], None] | None = None
         sock.settimeout(timeout)
         if peer is None:
             # The server may already have reset the connection: its address is still known
@@ -222,6 +227,7 @@ class Transport:
     def _wrap(self, settings: TLSSettings) -> TLSInfo:
         import ssl
 
+        self._apply_timeout()
         ctx = make_ssl_context(settings)
         server_name = settings.server_hostname or self.host
         try:
@@ -311,8 +317,15 @@ class Transport:
     # --- reading --------------------------------------------------------------------
 
     def set_timeout(self, seconds: float) -> None:
+        """The timeout of the next blocking operation. Applied to the socket only when one
+        comes (each ``settimeout`` is a system call, and a pipelined batch changes the
+        timeout for every reply it reads, most of them already in the buffer)."""
         self._timeout = seconds
-        self._sock.settimeout(seconds)
+
+    def _apply_timeout(self) -> None:
+        if self._applied != self._timeout:
+            self._sock.settimeout(self._timeout)
+            self._applied = self._timeout
 
     @property
     def timeout(self) -> float:
@@ -323,8 +336,15 @@ class Transport:
         if self._pos and self._pos > len(self._buf) // 2:
             del self._buf[: self._pos]
             self._pos = 0
+        if self._burst is None:
+            # recv_into one buffer: recv(CHUNK) would allocate (mmap) and shrink (mremap)
+            # a 256 kB object for every read, a few hundred bytes of replies included.
+            self._burst = bytearray(CHUNK)
+        if self.on_wait is not None:
+            self.on_wait()
+        self._apply_timeout()
         try:
-            data = self._sock.recv(CHUNK)
+            count = self._sock.recv_into(self._burst)
         except TimeoutError as exc:
             if not self._received_any and self.tls_info is None:
                 # Silence from the very first byte, in cleartext: the classic sign of a
@@ -341,12 +361,14 @@ class Transport:
             raise ConnectionLostError(f"TLS error from {self.host}: {exc}") from exc
         except OSError as exc:
             raise ConnectionLostError(f"connection to {self.host} lost: {exc}") from exc
-        if not data:
+        if not count:
             raise ConnectionLostError(f"{self.host} closed the connection")
         self._received_any = True
-        if self._inflate is not None:
-            data = self._inflate.decompress(data)
-        self._buf += data
+        with memoryview(self._burst) as view:
+            if self._inflate is not None:
+                self._buf += self._inflate.decompress(view[:count])
+            else:
+                self._buf += view[:count]
 
     def readline(self, limit: int = MAX_LINE) -> bytes:
         """Return the next line including its line end.
@@ -448,6 +470,7 @@ class Transport:
         finally:
             view.release()
             sock.settimeout(self._timeout)
+            self._applied = self._timeout
         return b"".join(parts) if len(parts) > 1 else first
 
     @property
@@ -463,6 +486,7 @@ class Transport:
             self.transcript.record("C", data if log_as is None else log_as)
         if self._deflate is not None:
             data = self._deflate.compress(data) + self._deflate.flush(2)  # Z_SYNC_FLUSH
+        self._apply_timeout()
         try:
             self._sock.sendall(data)
         except TimeoutError as exc:

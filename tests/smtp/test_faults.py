@@ -364,3 +364,24 @@ def test_batch_results_stay_in_order_across_connections() -> None:
     assert [line.split("\t")[:2] for line in r.stdout.splitlines()] == [
         ["1", "ok"], ["2", "ok"], ["3", "ok"]]
     assert one.connection_count == 1 and two.connection_count == 1
+
+
+def test_batch_refused_message_keeps_its_place() -> None:
+    """A message refused before sending (no recipient) gets its error line in its place:
+    the pending result of the message before it is read first."""
+
+    def handler(c: Conn) -> None:
+        greet(c)
+        _transaction(c)
+        c.send(b"250 2.0.0 one\r\n")  # message 1's final reply, before message 3 arrives
+        _transaction(c)
+        c.expect(b"QUIT")
+        c.send(b"250 2.0.0 three\r\n221 bye\r\n")
+
+    mbox = _batch(3).replace(b"To: x@dst.test\nSubject: m2", b"Subject: m2")
+    with ScriptedServer(handler) as srv:
+        r = run_cli("send", "--smarthost", f"127.0.0.1:{srv.port}", "--tls", "none",
+                    "--batch", input=mbox, expect=64)
+    srv.check()
+    assert [line.split("\t")[:2] for line in r.stdout.splitlines()] == [
+        ["1", "ok"], ["2", "error"], ["3", "ok"]]

@@ -26,6 +26,7 @@ resets without sending any data; ``tls_info`` and ``capabilities`` expose what w
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from mailtool.errors import (
@@ -50,7 +51,7 @@ from mailtool.protocol.smtp.session import (
 )
 from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transport import Transport
-from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer
+from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer, dot_stuff
 from mailtool.record import field, record
 
 # Not ``typing.TYPE_CHECKING``: mailtool-sendmail imports neither typing nor the modules
@@ -177,7 +178,7 @@ class SMTPClient:
         # transaction held back to go out with the next commands, and who waits for its
         # final reply.
         self._held = b""
-        self._held_log: bytes | None = None
+        self._held_total = 0  # its size, for the transcript's summary
         self._final: Callable[[Reply | None, MailtoolError | None], None] | None = None
 
     # --- opening --------------------------------------------------------------------
@@ -249,7 +250,10 @@ class SMTPClient:
     def _send(self, data: bytes, *, log_as: bytes | None = None) -> None:
         if self._held:
             held, self._held = self._held, b""
-            log_as = (self._held_log or b"") + (data if log_as is None else log_as)
+            if self.transport.transcript is not None:  # no log to build without one
+                held_log = held if self.log_body else (
+                    f"<message data: {self._held_total} octets>\r\n.\r\n".encode())
+                log_as = held_log + (data if log_as is None else log_as)
             data = held + data
         try:
             self.transport.send(data, log_as=log_as)
@@ -535,23 +539,30 @@ class SMTPClient:
 
     def _stream_dotted(self, content: Iterable[bytes], *, hold: bool = False) -> None:
         self.transport.set_timeout(self.timeouts.data_block)
-        stuffer = DotStuffer()
-        pending = bytearray()
-        total = 0
-        for chunk in content:
-            pending += stuffer.feed(chunk)
-            if len(pending) >= CHUNK:
-                total += len(pending)
-                self._send_body(bytes(pending))
-                pending.clear()
-        pending += stuffer.finish()
-        total += len(pending)
+        chunks = iter(content)
+        first = next(chunks, b"")
+        second = next(chunks, None)
+        if second is None:  # a message in one chunk (most): stuffed in one go
+            data = dot_stuff(first)
+            total = len(data)
+        else:
+            stuffer = DotStuffer()
+            pending = bytearray(stuffer.feed(first))
+            total = 0
+            for chunk in itertools.chain((second,), chunks):
+                pending += stuffer.feed(chunk)
+                if len(pending) >= CHUNK:
+                    total += len(pending)
+                    self._send_body(bytes(pending))
+                    pending.clear()
+            pending += stuffer.finish()
+            total += len(pending)
+            data = bytes(pending)
         if hold:
-            self._held = bytes(pending)
-            self._held_log = (bytes(pending) if self.log_body else
-                              f"<message data: {total} octets>\r\n.\r\n".encode())
+            self._held = data
+            self._held_total = total
             return
-        self._send_body(bytes(pending), final=True, total=total)
+        self._send_body(data, final=True, total=total)
 
     def _send_body(self, data: bytes, *, final: bool = False, total: int = 0) -> None:
         if self.log_body:

@@ -151,7 +151,7 @@ class ReplyEvent:
 def format_path(address: str) -> str:
     """``<address>`` for MAIL FROM / RCPT TO (the null reverse-path is ``<>``)."""
     guard_argument(address, "address")
-    if any(c in address for c in "<> "):
+    if "<" in address or ">" in address or " " in address:
         raise ProtocolError(f"address {address!r} contains '<', '>' or a space")
     return f"<{address}>"
 
@@ -231,11 +231,13 @@ class SMTPSession:
         return ReplyEvent(command, reply)
 
     def _advance(self, command: str, reply: Reply) -> None:
-        verb = command.split(" ", 1)[0].upper()
         if reply.code == ReplyCode.SERVICE_UNAVAILABLE:
             self.state = SMTPState.CLOSED
             self._pending.clear()
             return
+        verb = command.partition(" ")[0].upper()
+        if verb == "RCPT":
+            return  # the most frequent: a RCPT reply changes no state
         ok = reply.is_positive
         if verb == "GREETING":
             self.state = SMTPState.CONNECTED if ok else SMTPState.CLOSED
