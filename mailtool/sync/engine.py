@@ -343,6 +343,47 @@ class _Writer:
         eng.store.commit()
 
 
+class _Removal:
+    """Remove files, on helper threads when there are many; ``wait`` returns the ones that
+    were not there and raises ``LocalIOError`` for any other failure."""
+
+    THREADS = 4
+    MIN_THREADED = 16  # below this, starting threads costs more than it saves
+
+    def __init__(self, paths: list[str]) -> None:
+        self.missing: set[str] = set()
+        self.error: tuple[str, OSError] | None = None
+        self.threads: list[Any] = []
+        if len(paths) < self.MIN_THREADED:
+            self._remove(paths)
+            return
+        import threading
+
+        for index in range(self.THREADS):
+            thread = threading.Thread(target=self._remove, args=(paths[index::self.THREADS],),
+                                      name="mailtool-sync-remove", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _remove(self, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                self.missing.add(path)
+            except OSError as exc:
+                self.error = (path, exc)
+                return
+
+    def wait(self) -> set[str]:
+        for thread in self.threads:
+            thread.join()
+        if self.error is not None:
+            path, exc = self.error
+            raise LocalIOError(f"cannot remove {path}: {exc.strerror}") from exc
+        return self.missing
+
+
 class _Durability:
     """One batch made durable and published on a helper thread (see ``_Writer.flush``)."""
 
@@ -591,35 +632,45 @@ class FolderSync:
         and one journal commit for all of it."""
         records = self.state.records
         base = self.path + "/"
-        for uid, letters in sorted(changes.items()):
-            rec = records[uid]
-            rel = rec.path
-            target = _flag_target(rel, letters)
-            if target != rel:
-                # Rename first, look for the file only when it is not where we left it
-                # (a mail reader renamed it): no stat per message.
-                try:
-                    os.rename(base + rel, base + target)
-                except FileNotFoundError:
+        # Removing a file costs the file system far more than renaming one (its blocks
+        # are freed), and that part runs in parallel: many removals go to helper threads
+        # while this thread renames.
+        removal = _Removal([base + records[uid].path for uid in delete])
+        try:
+            for uid, letters in sorted(changes.items()):
+                rec = records[uid]
+                rel = rec.path
+                target = _flag_target(rel, letters)
+                if target != rel:
+                    # Rename first, look for the file only when it is not where we left it
+                    # (a mail reader renamed it): no stat per message.
                     try:
-                        rel = self._locate(uid, rec)
-                        target = _flag_target(rel, letters)
-                        if target != rel:
-                            os.rename(base + rel, base + target)
+                        os.rename(base + rel, base + target)
                     except FileNotFoundError:
-                        continue  # the local file went away; a full comparison notices
+                        try:
+                            rel = self._locate(uid, rec)
+                            target = _flag_target(rel, letters)
+                            if target != rel:
+                                os.rename(base + rel, base + target)
+                        except FileNotFoundError:
+                            continue  # the local file went away; a full comparison notices
+                        except OSError as exc:
+                            raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}"
+                                               ) from exc
                     except OSError as exc:
-                        raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}"
-                                           ) from exc
-                except OSError as exc:
-                    raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}") from exc
-            self.store.record("*", uid, target, letters)
-            self.result.flagged += 1
+                        raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}") from exc
+                self.store.record("*", uid, target, letters)
+                self.result.flagged += 1
+        except BaseException:
+            try:
+                removal.wait()  # no helper thread outlives a failed rename
+            except LocalIOError:
+                pass
+            raise
+        missing = removal.wait()
         for uid in delete:
             rec = records[uid]
-            try:
-                os.unlink(base + rec.path)
-            except FileNotFoundError:
+            if base + rec.path in missing:
                 try:
                     os.unlink(base + self._locate(uid, rec))
                 except FileNotFoundError:
@@ -627,9 +678,6 @@ class FolderSync:
                 except OSError as exc:
                     raise LocalIOError(f"cannot remove {base + rec.path}: {exc.strerror}"
                                        ) from exc
-            except OSError as exc:
-                raise LocalIOError(f"cannot remove {base + rec.path}: {exc.strerror}"
-                                   ) from exc
             self.store.record("-", uid)
             self.result.deleted += 1
         for uid in keep:

@@ -328,3 +328,23 @@ def test_a_str_root_works_without_pathlib(tmp_path: Path) -> None:
     results = run(src, str(tmp_path / "mail"))  # type: ignore[arg-type]
     assert [r.fetched for r in results] == [1, 1]
     assert contents(tmp_path / "mail" / ".Sent") == [on_disk_message(2)]
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_removals_find_files_a_mail_reader_renamed(tmp_path: Path, count: int) -> None:
+    """Removals (on helper threads when many) still find a file renamed since the last
+    run, and every removal is journalled."""
+    src = FakeSource()
+    for n in range(count + 2):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    run(src, root)
+    names = sorted(os.listdir(root / "new"))
+    for name in names[:2] + names[-2:]:  # a reader saw them: new/NAME -> cur/NAME:2,S
+        os.rename(root / "new" / name, root / "cur" / f"{name}:2,S")
+    for uid in range(1, count + 1):
+        src.tree["INBOX"].expunge(uid)
+    [res] = run(src, root, allow_mass_delete=True)
+    assert res.deleted == count
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
+    assert sorted(StateStore(root, "INBOX").load().records) == [count + 1, count + 2]
