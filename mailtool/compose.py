@@ -48,7 +48,7 @@ class Envelope:
     recipients: list[str] = field(default_factory=list)
 
     def needs_smtputf8(self) -> bool:
-        return not self.sender.isascii() or not all(r.isascii() for r in self.recipients)
+        return not (self.sender.isascii() and "".join(self.recipients).isascii())
 
 
 class MessageSource:

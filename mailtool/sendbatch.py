@@ -215,8 +215,9 @@ def run_batch(req: SendRequest, stdin: IO[bytes], stdout: IO[str], stderr: IO[st
 def _batch_result(req: SendRequest, index: int, message_id: str | None, codes: list[int],
                   stdout: IO[str], stderr: IO[str], result: Any) -> None:
     result.message_id = message_id
-    codes.append(int(result.exit_code))
-    _batch_line(req, index, result, stdout)
+    code = int(result.exit_code)
+    codes.append(code)
+    _batch_line(req, index, result, stdout, code=code)
     if req.verbose or not result.ok:
         from mailtool.delivery import format_outcomes
 
@@ -225,7 +226,7 @@ def _batch_result(req: SendRequest, index: int, message_id: str | None, codes: l
 
 
 def _batch_line(req: SendRequest, index: int, result: Any, stdout: IO[str],
-                error: MailtoolError | None = None) -> None:
+                error: MailtoolError | None = None, code: int | None = None) -> None:
     if req.json:
         import json
 
@@ -242,8 +243,10 @@ def _batch_line(req: SendRequest, index: int, result: Any, stdout: IO[str],
     counts = {"accepted": 0, "deferred": 0, "rejected": 0}
     for out in result.outcomes:
         counts[out.status] += 1
-    status = "ok" if result.ok else ("deferred" if result.exit_code == ExitCode.TEMPFAIL
-                                     else "failed")
-    stdout.write(f"{index}\t{status}\t{int(result.exit_code)}\t{result.message_id or '-'}\t"
+    if code is None:
+        code = int(result.exit_code)
+    ok = counts["accepted"] == len(result.outcomes)
+    status = "ok" if ok else ("deferred" if code == ExitCode.TEMPFAIL else "failed")
+    stdout.write(f"{index}\t{status}\t{code}\t{result.message_id or '-'}\t"
                  f"accepted={counts['accepted']} deferred={counts['deferred']} "
                  f"rejected={counts['rejected']}\n")

@@ -10,6 +10,7 @@ import os
 from mailtool.compose import Envelope, MessageSource, header_recipients, unique
 from mailtool.errors import UsageError
 from mailtool.exitcodes import ExitCode
+from mailtool.protocol.wire import guard_argument
 from mailtool.record import replace
 
 # Not ``typing.TYPE_CHECKING``: mailtool-sendmail does not import typing.
@@ -245,8 +246,6 @@ def _raw_envelope(req: SendRequest, source: MessageSource,
 
 
 def _check_envelope(envelope: Envelope) -> None:
-    from mailtool.protocol.wire import guard_argument
-
     if not envelope.recipients:
         raise UsageError("no recipients: give them as arguments, with --to, or use -t")
     guard_argument(envelope.sender, "sender address")

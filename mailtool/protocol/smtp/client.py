@@ -287,11 +287,12 @@ class SMTPClient:
         """Read lines until one reply is complete; return it with its command."""
         if self._final is not None:
             self._resolve_final()  # it comes first: the replies arrive in order
-        if self.transport.timeout != timeout:
-            self.transport.set_timeout(timeout)
+        transport = self.transport
+        transport.set_timeout(timeout)  # cheap: applied only if the read has to wait
+        receive, readline = self.session.receive_line, transport.readline
         try:
             while True:
-                event = self.session.receive_line(self.transport.readline(MAX_REPLY_LINE))
+                event = receive(readline(MAX_REPLY_LINE))
                 if event is not None:
                     return event
         except BaseException as exc:
@@ -418,19 +419,24 @@ class SMTPClient:
         same write (DATA, or BDAT followed by ``then_data``, its chunk); the caller reads
         their replies. Without pipelining ``then`` must be empty.
         """
-        mail_arg = "FROM:" + format_path(sender) + "".join(" " + p for p in mail_params)
-        rcpt_suffix = "".join(" " + p for p in rcpt_params)
-        if self.capabilities.pipelining:
-            parts = [self.session.command("MAIL", mail_arg)]
+        mail_arg = "FROM:" + format_path(sender)
+        if mail_params:
+            mail_arg += " " + " ".join(mail_params)
+        rcpt_suffix = " " + " ".join(rcpt_params) if rcpt_params else ""
+        if "PIPELINING" in self.session.capabilities.extensions:
+            command = self.session.command
+            parts = [command("MAIL", mail_arg)]
             for rcpt in recipients:
-                parts.append(self.session.command("RCPT", "TO:" + format_path(rcpt) + rcpt_suffix,
-                                                  label=f"RCPT {rcpt}"))
+                parts.append(command("RCPT", "TO:" + format_path(rcpt) + rcpt_suffix,
+                                     label="RCPT " + rcpt))
             for verb, arg, label in then:
-                parts.append(self.session.command(verb, arg, label=label))
+                parts.append(command(verb, arg, label=label))
             self._send_mixed(parts, then_data)
-            result = TransactionResult(mail=self._read(self.timeouts.mail).reply)
+            timeouts = self.timeouts
+            result = TransactionResult(self._read(timeouts.mail).reply)
+            replies = result.rcpt
             for rcpt in recipients:
-                result.rcpt.append((rcpt, self._read(self.timeouts.rcpt).reply))
+                replies.append((rcpt, self._read(timeouts.rcpt).reply))
             return result
         result = TransactionResult(mail=self.command("MAIL", mail_arg, timeout=self.timeouts.mail))
         if not result.mail.is_positive:

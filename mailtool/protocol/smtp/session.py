@@ -71,31 +71,31 @@ class Capabilities:
 
     @property
     def pipelining(self) -> bool:
-        return self.has("PIPELINING")
+        return "PIPELINING" in self.extensions
 
     @property
     def starttls(self) -> bool:
-        return self.has("STARTTLS")
+        return "STARTTLS" in self.extensions
 
     @property
     def chunking(self) -> bool:
-        return self.has("CHUNKING")
+        return "CHUNKING" in self.extensions
 
     @property
     def eightbitmime(self) -> bool:
-        return self.has("8BITMIME")
+        return "8BITMIME" in self.extensions
 
     @property
     def smtputf8(self) -> bool:
-        return self.has("SMTPUTF8")
+        return "SMTPUTF8" in self.extensions
 
     @property
     def dsn(self) -> bool:
-        return self.has("DSN")
+        return "DSN" in self.extensions
 
     @property
     def enhanced_status_codes(self) -> bool:
-        return self.has("ENHANCEDSTATUSCODES")
+        return "ENHANCEDSTATUSCODES" in self.extensions
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
