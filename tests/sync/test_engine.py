@@ -348,3 +348,36 @@ def test_removals_find_files_a_mail_reader_renamed(tmp_path: Path, count: int) -
     assert res.deleted == count
     assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
     assert sorted(StateStore(root, "INBOX").load().records) == [count + 1, count + 2]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_crash_after_renames_before_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 mode: dict) -> None:
+    """Flag renames and removals are recorded only by the final snapshot: a crash just
+    before it leaves the old state, and the rerun converges (finding moved files by key)."""
+    src = FakeSource(**mode)
+    for n in range(30):
+        src.tree["INBOX"].add(message(n))
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 21):
+        src.tree["INBOX"].set_flags(uid, ["\\Seen", "\\Flagged"])
+    for uid in range(21, 26):
+        src.tree["INBOX"].expunge(uid)
+
+    def crash(self: StateStore, state: object = None) -> None:
+        raise KeyboardInterrupt
+
+    real_snapshot = StateStore.snapshot
+    monkeypatch.setattr(StateStore, "snapshot", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(src, root)
+    monkeypatch.setattr(StateStore, "snapshot", real_snapshot)
+    [res] = run(src, root)
+    assert res.status == "ok"
+    expected = {on_disk(raw): "FS" if uid <= 20 else ""
+                for uid, (raw, _, _) in src.tree["INBOX"].messages.items()}
+    assert flags_by_body(root) == expected
+    state = StateStore(root, "INBOX").load()
+    assert sorted(state.records) == [*range(1, 21), *range(26, 31)]
+    assert all(os.path.exists(root / rec.path) for rec in state.records.values())
