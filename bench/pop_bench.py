@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -152,6 +155,23 @@ def _fetch_delete(peers: Peers, make: Callable[[], list[bytes]], label: str,
     return sample
 
 
+#: Median CPU seconds (user + sys, the process and its children) of each tool's keep-mode
+#: rerun: steadier than wall time on a shared machine.
+KEEP_CPU: dict[str, float] = {}
+
+
+def _cpu_seconds(argv: list[str], env: dict[str, str], runs: int) -> float:
+    """Median user+sys CPU of ``runs`` runs of ``argv`` (its whole process tree)."""
+    spent = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(spent)
+
+
 def _keep_rerun(peers: Peers, msgs: list[bytes], label: str,
                 build: Callable[..., tuple[list[str], dict[str, str]]]) -> Sample:
     dovecot = peers.dovecot
@@ -166,6 +186,7 @@ def _keep_rerun(peers: Peers, msgs: list[bytes], label: str,
         raise RuntimeError(f"{label}: keep-mode first run stored {got} of {len(msgs)}")
     # fetchmail exits 1 for "no mail": the file count below is the check.
     sample = measure(label, argv, runs=max(RUNS, 5), warmup=1, env=env, check=False)
+    KEEP_CPU[label] = _cpu_seconds(argv, env, max(RUNS, 5))
     again = sum(len(os.listdir(dest / s)) for s in ("new", "cur"))
     if again != got:
         raise RuntimeError(f"{label}: keep-mode rerun fetched {again - got} messages again")
@@ -221,11 +242,27 @@ def main() -> None:
         keep = _each(tools, lambda label, build: _keep_rerun(peers, msgs, label, build))
         # The floor under mailtool's rerun: starting the CLI and importing what pop-fetch
         # needs (click, config, TLS...), with no connection at all.
-        keep.append(measure("mailtool pop-fetch --help (start-up)",
+        # The floor under mailtool's rerun: the CLI and the POP library starting, up to a
+        # refused connection (no TLS, no login). --help goes through Click (the slow path).
+        from tests.faults.server import dead_port
+
+        keep.append(measure("mailtool pop-fetch, refused (start-up)",
+                            [tool("mailtool") or "mailtool", "pop-fetch", "--host",
+                             "127.0.0.1", "--port", str(dead_port()), "--tls", "none",
+                             "--user", "x", "--maildir", str(work / "floor")],
+                            runs=max(RUNS, 5), warmup=1, check=False,
+                            env={"MAILTOOL_PASSWORD": "x"}))
+        keep.append(measure("mailtool pop-fetch --help (Click)",
                             [tool("mailtool") or "mailtool", "pop-fetch", "--help"],
                             runs=max(RUNS, 5), warmup=1))
         _report(f"keep-mode rerun, nothing new ({MESSAGES} on the server)", keep,
                 "fetchmail (mda cat)")
+        if KEEP_CPU:
+            base_cpu = KEEP_CPU.get("fetchmail (mda cat)")
+            print(f"\n{'keep-mode rerun CPU (user+sys)':40} {'median':>10} {'ratio':>8}")
+            for label, cpu in KEEP_CPU.items():
+                ratio = f"{cpu / base_cpu:8.2f}" if base_cpu else "       -"
+                print(f"{label:40} {cpu * 1000:8.1f}ms {ratio}")
         big = _each(tools, lambda label, build: _fetch_delete(peers, lambda: [_big(BIG_MB)], label, build))
         _report(f"one {BIG_MB} MB message, fetch+delete", big, "fetchmail (mda cat)")
         print(f"\n{'peak RSS, ' + str(BIG_MB) + ' MB message':40} {'max':>10}")

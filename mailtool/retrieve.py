@@ -2,7 +2,10 @@
 
 Order of commitment (mpop's model, RFC 1939 section 6 as the safety net):
 
-1. UIDL and LIST, checked against each other; new = UIDLs not in this account's state.
+1. UIDL; new = UIDLs not in this account's state. Sizes only for the messages that will be
+   fetched or deleted: none (the keep-mode rerun with nothing new sends UIDL and QUIT and
+   writes no state), ``LIST n`` each for a few (pipelined), else the whole LIST, checked
+   against UIDL. Without UIDL (plain -ERR): the whole LIST, and only with --delete/--all.
 2. For a batch of new messages: RETR (pipelined when the server allows), stream each one to
    the destination and make it durable (Maildir: tmp/, one syncfs or an fsync per file,
    rename into new/). Destinations live in ``store.destinations``.
