@@ -103,7 +103,7 @@ def test_delete_after_days(dovecot, mail_user, pop_fetch, tmp_path):  # type: ig
     path = state_path(None, "localhost", mail_user.name)
     state = UIDLState(path).load()
     first = sorted(state.messages)[0]
-    state.messages[first] -= 4 * 86400
+    state.messages[first] = str(int(state.messages[first]) - 4 * 86400)
     state.save()
     r = pop_fetch("--maildir", str(md), "--delete-after", "3", "--json")
     doc = json.loads(r.stdout)

@@ -37,14 +37,14 @@ def test_round_trip_with_headers_only_and_pending(tmp_path: Path) -> None:
     state.pending = {"mbox": "/home/ann/my mail\nbox\udcff", "offset": 42, "uidl": "a"}
     state.save()
     loaded = UIDLState(path).load()
-    assert loaded.messages == {"a": 100, "b~!": 200}
+    assert loaded.messages == {"a": "100", "b~!": "200"}
     assert loaded.headers == {"b~!"}
     assert loaded.pending == state.pending
     state.record("b~!", when=300)  # now fetched whole: first-seen time kept, flag gone
     state.pending = None
     state.save()
     again = UIDLState(path).load()
-    assert again.messages["b~!"] == 200 and again.headers == set() and again.pending is None
+    assert again.messages["b~!"] == "200" and again.headers == set() and again.pending is None
 
 
 def test_save_without_changes_writes_nothing(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_version_1_json_is_migrated_on_first_save() -> None:
     Path(legacy[: -len(".json")] + ".lock").touch()
     new = state_file(*ident)
     state = UIDLState(new, legacy=lambda: legacy_state_file(*ident)).load()
-    assert state.messages == {"u1": 1700000000, "u2": 5}
+    assert state.messages == {"u1": "1700000000", "u2": "5"}
     assert state.headers == {"u2"}
     assert state.pending == {"mbox": "/m", "offset": 9, "uidl": "u3"}
     assert os.path.exists(legacy)  # nothing is removed before the new file is durable
