@@ -204,3 +204,58 @@ def test_injected_bytes_after_starttls_are_discarded(test_ca: Any) -> None:
         assert client.tls_active and "INJECTED" not in client.capabilities
         client.close()
     srv.check()
+
+
+# --- the same hostile answers over TLS, where responses are read in bulk ----------------
+_HOSTILE = [
+    pytest.param(b"* 1 FETCH (UID 1 BODY[] {999999999999}\r\n", ProtocolError,
+                 "above the limit", id="huge-literal"),
+    pytest.param(b"* 1 FETCH (UID 1 BODY[] {100}\r\nonly ten b", ConnectionLostError,
+                 "closed", id="unterminated-literal"),
+    pytest.param(b"B0099 OK UID FETCH done\r\n", ProtocolError, "no command in flight",
+                 id="mismatched-tag"),
+    pytest.param(b"* 1 FETCH (UID 1 BODY[] {5}\r\nhello)\r\n* BYE going down\r\n",
+                 TempFailError, "going down", id="bye-mid-fetch"),
+    pytest.param(b"* 1 FETCH (UID 1 FLAGS (" + b"\\Seen " * 2_000_000, ProtocolError,
+                 "longer than", id="endless-line"),
+]
+
+
+@pytest.mark.parametrize(("reply", "error", "match"), _HOSTILE)
+def test_hostile_answers_over_tls(test_ca: Any, reply: bytes, error: type[Exception],
+                                  match: str) -> None:
+    """Under TLS the client hands whatever arrived to the session in one piece (not line
+    by line): every bound and every error is the same as in cleartext."""
+    from mailtool.protocol.tls import TLSSettings
+
+    def handler(c: Conn) -> None:
+        c.send(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n")
+        c.expect(b"A0001 STARTTLS")
+        c.send(b"A0001 OK begin TLS\r\n")
+        c.starttls(test_ca.server_context())
+        c.expect(b"A0002 CAPABILITY")
+        c.send(b"* CAPABILITY IMAP4rev1 UIDPLUS\r\nA0002 OK done\r\n")
+        c.expect(b"A0003 UID FETCH")
+        c.send(reply)
+        if error is ConnectionLostError or error is TempFailError:
+            c.close()
+        else:
+            c.read_until_closed()
+
+    sinks: list[Recorder] = []
+    with ScriptedServer(handler) as srv:
+        client = IMAPClient.connect("127.0.0.1", srv.port, tls_mode=TLSMode.STARTTLS,
+                                    tls=TLSSettings(ca_file=str(test_ca.ca_file),
+                                                    server_hostname="localhost"),
+                                    timeout=10)
+        assert client.tls_active and client.transport.transcript is None
+        try:
+            def factory(info: BodyInfo) -> Recorder:
+                sinks.append(Recorder())
+                return sinks[-1]
+
+            with pytest.raises(error, match=match):
+                client.uid_fetch("1:*", ["UID", "BODY.PEEK[]"], sink=factory)
+        finally:
+            client.close()
+    assert all(s.aborted or s.finished for s in sinks)

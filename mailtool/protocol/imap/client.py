@@ -341,10 +341,14 @@ class IMAPClient(MailboxCommands, MessageCommands):
         """COMPRESS=DEFLATE (RFC 4978) when offered; True when compression is on."""
         if not self.has("COMPRESS=DEFLATE") or self.session.in_flight:
             return False
-        command = self.run(self.session.command("COMPRESS", Raw("DEFLATE")), check=False)
-        if command.result is None or command.result.status != "OK":
-            return False  # e.g. NO [COMPRESSIONACTIVE]
-        self.transport.start_deflate()
+        self.line_mode = True  # nothing after the OK may be read as uncompressed
+        try:
+            command = self.run(self.session.command("COMPRESS", Raw("DEFLATE")), check=False)
+            if command.result is None or command.result.status != "OK":
+                return False  # e.g. NO [COMPRESSIONACTIVE]
+            self.transport.start_deflate()
+        finally:
+            self.line_mode = False
         return True
 
     def logout(self) -> None:

@@ -62,6 +62,9 @@ MAX_MEMORY_BODY = 64 * 1024 * 1024
 #: Literal bytes gathered before they go to the session (and a body sink) in one piece.
 LITERAL_PIECE = 128 * 1024
 
+#: Most response bytes handed to the session in one piece outside literals.
+BULK_READ = 64 * 1024
+
 #: RFC 2177: re-issue IDLE at least every 29 minutes.
 IDLE_MAX = 29 * 60
 
@@ -200,6 +203,8 @@ class IMAPCore:
         self.max_memory_body = max_memory_body
         self._handlers: dict[Command, _Handler] = {}
         self._lit_logged = False  # the current literal's size is in the transcript
+        #: Read strictly line by line (while the stream below is about to change).
+        self.line_mode = False
         self._sinks: list[Any] = []  # sinks of the body literals of the current response
         self._sink: Any = None
         self._continuation: Continuation | None = None
@@ -245,7 +250,18 @@ class IMAPCore:
                 self.session.receive_data(data)
             else:
                 self._lit_logged = False
-                self.session.receive_data(self.transport.readline(MAX_IMAP_LINE + 2))
+                transport = self.transport
+                if (transport.tls_info is not None and transport.transcript is None
+                        and not self.line_mode):
+                    # Under TLS, whatever has arrived goes to the session at once (it
+                    # frames lines itself, bounded by MAX_IMAP_LINE): one call for a
+                    # screenful of FETCH lines instead of one each. In cleartext, lines
+                    # one by one, so nothing past a STARTTLS answer is ever consumed (the
+                    # same while COMPRESS starts: ``line_mode``); with a transcript, line
+                    # by line as it records them.
+                    self.session.receive_data(transport.read_burst(BULK_READ))
+                else:
+                    self.session.receive_data(transport.readline(MAX_IMAP_LINE + 2))
         except ConnectionLostError as exc:
             self._abort_sink()
             self.transport.close()
