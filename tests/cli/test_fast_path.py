@@ -287,3 +287,74 @@ def test_imap_sync_noop_runs_without_click(dovecot: Any, mail_user: Any, test_ca
     fast = _timeless(json.loads(run_cli(*args, "--json", env=env).stdout))
     slow = _timeless(json.loads(run_cli(*args, "--json", env={**env, "MAILTOOL_FAST": "0"}).stdout))
     assert fast == slow and fast["folders"][0]["fetched"] == 0
+
+
+def _table_for(command: click.Command) -> list[dict[str, Any]]:
+    from scripts.gen_fast_table import param_entries
+
+    ctx = click.Context(command, info_name=command.name)
+    sub = command.make_context(command.name, [], resilient_parsing=True)
+    return param_entries(command, ctx, dict(sub.params))
+
+
+def test_generator_leaves_what_it_cannot_reproduce_to_click() -> None:
+    from scripts.gen_fast_table import Unsupported
+
+    @click.command("cb")
+    @click.option("--x", callback=lambda ctx, param, value: value)
+    def with_callback(x: str | None) -> None:
+        """-"""
+
+    @click.command("pair")
+    @click.option("--xy", nargs=2)
+    def with_pair(xy: tuple[str, str] | None) -> None:
+        """-"""
+
+    @click.command("req")
+    @click.option("--x", required=True)
+    def with_required(x: str) -> None:
+        """-"""
+
+    for command in (with_callback, with_pair, with_required):
+        with pytest.raises(Unsupported):
+            _table_for(command)
+
+
+def test_unknown_types_fall_back_only_when_used() -> None:
+    import datetime
+
+    from mailtool.cli import fastparse
+
+    @click.command("t")
+    @click.option("--when", type=click.DateTime())
+    @click.option("--n", type=click.IntRange(0, 9, clamp=True))
+    @click.option("--name", default="x")
+    @click.argument("first")
+    @click.argument("rest", nargs=-1)
+    @click.argument("last")
+    def typed(**kw: Any) -> None:
+        """-"""
+
+    spec = _table_for(typed)
+    by_name = {p["name"]: p for p in spec}
+    assert by_name["when"]["type"][0] == "unknown" and by_name["n"]["type"][0] == "unknown"
+    parse_one = fastparse._parse  # the one level, as for a command
+
+    def both(args: list[str]) -> tuple[object, object]:
+        try:
+            fast: object = parse_one(spec, list(args), {}, interspersed=True)[0]
+        except fastparse._Fallback:
+            fast = None
+        try:
+            slow: object = dict(typed.make_context("t", list(args)).params)
+        except click.exceptions.ClickException:
+            slow = "error"
+        return fast, slow
+
+    fast, slow = both(["a", "b", "c", "d", "--name", "y"])
+    assert fast == slow == {"first": "a", "rest": ("b", "c"), "last": "d", "name": "y",
+                            "when": None, "n": None}
+    fast, slow = both(["--when", "2026-01-02", "a", "b"])
+    assert fast is None and isinstance(slow, dict) and isinstance(slow["when"], datetime.datetime)
+    assert both(["--n", "12", "a", "b"])[0] is None  # clamping: Click's job
+    assert both(["a"]) == (None, "error")  # a required argument missing
