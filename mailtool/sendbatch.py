@@ -149,10 +149,14 @@ class _Reader:
         self._index = 0
         self._ready: _Prepared | None = None
         self._done = False
+        self._failed: Exception | None = None  # raised by a prefetch, re-raised in turn
 
     def prefetch(self) -> None:
-        if self._ready is None and not self._done:
-            self._ready = self._read()
+        if self._ready is None and not self._done and self._failed is None:
+            try:
+                self._ready = self._read()
+            except Exception as exc:  # not the SMTP session's business: the loop's
+                self._failed = exc
 
     def _read(self) -> _Prepared | None:
         try:
@@ -174,6 +178,8 @@ class _Reader:
         while True:
             item, self._ready = self._ready, None
             if item is None:
+                if self._failed is not None:
+                    raise self._failed
                 item = self._read()
                 if item is None:
                     return

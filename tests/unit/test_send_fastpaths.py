@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import random
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -180,3 +181,22 @@ def test_enhanced_codes_parsed_by_hand_match_the_grammar() -> None:
             else:
                 expected = (None, text)
             assert split_enhanced(code, text) == expected, (code, text)
+
+
+def test_batch_reader_prefetch_defers_its_failure_to_the_loop() -> None:
+    """The next message is read inside the transport's wait hook; a failure there (an
+    unreadable input) must not break the SMTP read in progress: it comes out of the loop,
+    in its turn, after the messages read before it."""
+    from mailtool.sendcore import SendRequest
+
+    def messages() -> Iterator[tuple[str | None, bytes]]:
+        yield "a@src.test", b"To: x@dst.test\n\none\n"
+        raise OSError("input went away")
+
+    reader = sendbatch._Reader(SendRequest(batch="-"), messages(), None)
+    items = iter(reader)
+    first = next(items)
+    assert first.envelope is not None and first.envelope.recipients == ["x@dst.test"]
+    reader.prefetch()  # what Transport.on_wait does: must not raise
+    with pytest.raises(OSError, match="went away"):
+        next(items)
