@@ -74,12 +74,16 @@ def soak(kind: str, dovecot: Any, user: Any, ca_file: Path, dest: Path, *, kills
     cmd = argv(kind, dovecot, user, ca_file, dest)
     env = dict(os.environ, MAILTOOL_PASSWORD=user.password, PYTHONPATH=str(ROOT))
     result = SoakResult()
+    # Latest kill moment: a run that ends before its kill narrows it (faster code must still
+    # be killed mid-work often enough), keeping one draw per round so seeds replay.
+    latest = 0.8
     for round_ in range(kills):
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            # Start-up is ~0.3 s; the work after it is where the interesting kills land.
-            proc.wait(timeout=rng.uniform(0.05, 0.8))
+            # Start-up is ~0.1-0.3 s; the work after it is where the interesting kills land.
+            proc.wait(timeout=rng.uniform(0.05, latest))
+            latest = max(0.1, latest * 0.6)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             result.kills += 1
