@@ -64,7 +64,13 @@ def _rate(sample: Sample, count: int) -> float:
     return count / sample.median
 
 
+def _load() -> str:
+    """The load average (1, 5, 15 min): wall times on a shared machine need it."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
+    print(f"load average at start: {_load()}")
     sink, port = _start_sink()
     home = tempfile.mkdtemp(prefix="send-bench-")
     env = {"HOME": home, "XDG_CONFIG_HOME": home, "MAILTOOL_SMARTHOST": f"127.0.0.1:{port}",
@@ -127,6 +133,7 @@ def main() -> None:
                 extra.append(f"{rate / base['msmtp, one process per message']:.1f}x msmtp")
             extra.append(f"{rate / base['smtp-source -s 1 -d']:.2f}x smtp-source")
             print(f"{label:40} {rate:10.0f}/s  " + ", ".join(extra))
+        print(f"\nload average at end: {_load()}")
         sys.stdout.flush()
     finally:
         sink.terminate()
