@@ -2,22 +2,30 @@
 
 Theory of operation, per folder:
 
-1. Load the state (``state.py``) and select the folder read-only (EXAMINE), with the
-   QRESYNC parameters when the server offers QRESYNC and we know a HIGHESTMODSEQ.
-2. UIDVALIDITY changed: pair the old messages with the new UIDs by Message-ID and
+1. Read the first line of the state (``state.py``): its UIDVALIDITY, UIDNEXT,
+   HIGHESTMODSEQ and message count. When LIST-STATUS (RFC 5819) gave the same four for
+   the folder, it is unchanged: nothing else is read or sent for it.
+2. Otherwise select it read-only (EXAMINE; ENABLE QRESYNC goes out before the first),
+   with the QRESYNC parameters when the server offers QRESYNC and we know a
+   HIGHESTMODSEQ, and read the state's records while the server answers.
+3. UIDVALIDITY changed: pair the old messages with the new UIDs by Message-ID and
    size (``plan.rematch``); an ambiguous match stops the folder untouched.
-3. Gather what changed: UIDs from our UIDNEXT on (UID SEARCH); with QRESYNC the
+4. Gather what changed: UIDs from our UIDNEXT on (UID SEARCH); with QRESYNC the
    VANISHED and FETCH FLAGS that SELECT reported; with CONDSTORE alone the flags
    CHANGEDSINCE our HIGHESTMODSEQ plus a UID SEARCH ALL when the message count says
    something was expunged; without either, one compact ``UID FETCH 1:n (FLAGS)``.
    Nothing new (same UIDNEXT and HIGHESTMODSEQ) costs one EXAMINE.
-4. Plan (``plan.make_plan``), check the mass-delete guard, stop here on ``--dry-run``.
-5. Execute in batches: stream bodies (one pipelined ``UID FETCH ... BODY.PEEK[]``) into
-   ``tmp/``; at each batch end make the files durable (one ``syncfs`` or an fsync per
-   file), rename them into ``new/``/``cur/``, fsync the directories, then journal the
-   batch (one fsync). Then rename files for flag changes, remove deleted ones, journal,
-   and finally write the snapshot with the new UIDNEXT and HIGHESTMODSEQ (RFC 7162:
-   only after every change up to it is applied).
+5. Plan (``plan.make_plan``), check the mass-delete guard, stop here on ``--dry-run``.
+6. Execute. New messages: the journal is created first (it marks a run in progress, so
+   only after an interrupted run is the folder scanned for files stored but not
+   recorded); bodies stream (pipelined ``UID FETCH ... BODY.PEEK[]``) into ``tmp/``; a
+   full batch is made durable (one ``syncfs`` or an fsync per file), renamed into
+   ``new/``/``cur/`` and its directories fsynced on a helper thread while the next
+   batch downloads, then journalled (one fsync). Flag changes rename files (no stat
+   each: a file is looked for only when it moved), removals run on helper threads, the
+   directories are fsynced once; finally the snapshot records all of it with the new
+   UIDNEXT and HIGHESTMODSEQ (RFC 7162: only after every change up to it is applied)
+   and the journal goes.
 
 The server is reached through the small ``Source`` protocol below, implemented over
 ``IMAPClient`` in ``source.py``, so the engine is tested with an in-memory source too.

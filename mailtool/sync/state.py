@@ -17,6 +17,16 @@ A crash between storing a message and journalling it leaves a file nobody record
 Its name carries the key ``V<uidvalidity>U<uid>`` (see ``message_key``), so the next
 run finds it by key instead of fetching the message a second time.
 
+A run in progress keeps the journal open from before its first message is published
+(``StateStore.begin``): ``load`` reports a run that did not end with a snapshot
+(``interrupted``), and only then does the engine scan the folder for such files.
+
+Files are text (version 2; version-1 JSON files are still read and replaced on the next
+write). The snapshot's first line holds the counters (``Header``), so an unchanged folder
+is recognised without parsing its records; then one line per message, ``UID FLAGS SIZE
+GONE PATH``. Journal lines are ``+ UID FLAGS SIZE PATH``, ``* UID FLAGS PATH``, ``- UID``,
+``g UID``, ``n UIDNEXT``, ``m MODSEQ``.
+
 The state is keyed on UIDVALIDITY. Each record keeps the Maildir flags as last
 synced on *both* sides and the file's path: a two-way sync compares the current local
 file flags and the server flags against them to see which side changed.
@@ -454,9 +464,7 @@ class StateStore:
             self.state = state
         assert self.state is not None
         self._pending.clear()  # already applied to the state written below
-        from pathlib import Path
-
-        atomic_write(Path(self.state_path), self.state.to_bytes())
+        atomic_write(self.state_path, self.state.to_bytes())
         self.close()
         try:
             os.unlink(self.journal_path)
