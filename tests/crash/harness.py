@@ -74,19 +74,25 @@ def soak(kind: str, dovecot: Any, user: Any, ca_file: Path, dest: Path, *, kills
     cmd = argv(kind, dovecot, user, ca_file, dest)
     env = dict(os.environ, MAILTOOL_PASSWORD=user.password, PYTHONPATH=str(ROOT))
     result = SoakResult()
-    # Latest kill moment: a run that ends before its kill narrows it (faster code must still
-    # be killed mid-work often enough), keeping one draw per round so seeds replay.
+    # Latest kill moment: a run that ends before its kill sets it to 90 % of that run's
+    # length (faster code must still be killed mid-work often enough), and the next round
+    # gets new mail so it has work to be killed in. One draw per round so seeds replay.
     latest = 0.8
+    finished_early = False
     for round_ in range(kills):
+        if finished_early:
+            deliver(5, f"more{round_}")
+        start = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            # Start-up is ~0.1-0.3 s; the work after it is where the interesting kills land.
-            proc.wait(timeout=rng.uniform(0.05, latest))
-            latest = max(0.1, latest * 0.6)
+            proc.wait(timeout=rng.uniform(0.02, latest))
+            latest = max(0.03, (time.monotonic() - start) * 0.9)
+            finished_early = True
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             result.kills += 1
+            finished_early = False
         proc.wait(timeout=60)
         assert proc.stderr is not None
         err = proc.stderr.read().decode("utf-8", "replace")
