@@ -488,3 +488,24 @@ def test_fast_fetch_path_is_taken_for_sync_responses() -> None:
     assert got == Untagged(kind="FETCH", number=4, value=FetchData(
         seq=4, items={"UID": 9, "MODSEQ": 12, "FLAGS": ("\\Seen",)}))
     assert isinstance(body, Untagged) and body.value.items["BODY[]"] == StreamedLiteral(3)
+
+
+@given(st.lists(_ITEM_TEXT, max_size=4), st.integers(1, 2**31))
+@settings(max_examples=200, deadline=None)
+def test_prefix_fast_path_agrees_with_the_regexes(items: list[str], seq: int) -> None:
+    """``fetch_prefix_items`` takes the FETCH fast path when it can; it must find what the
+    item regexes find (for servers that send each simple item once, as they do)."""
+    from mailtool.protocol.imap import parser
+
+    names = [i.split(" ", 1)[0] for i in items]
+    if len(set(names)) != len(names):
+        return  # duplicated items: the complete FETCH response decides, not the prefix
+    prefix = f"* {seq} FETCH (".encode() + " ".join(items).encode() + b" BODY[] {12}"
+    fast = parser.fetch_prefix_items(prefix)
+    saved = parser._fast_fetch
+    parser._fast_fetch = lambda *a: None  # type: ignore[assignment]
+    try:
+        slow = parser.fetch_prefix_items(prefix)
+    finally:
+        parser._fast_fetch = saved
+    assert fast == slow

@@ -649,6 +649,7 @@ def bodystructure_from(value: Any, part_id: str = "") -> BodyStructure:
 
 
 _prefix_patterns: tuple[re.Pattern[bytes], ...] | None = None
+_PREFIX_BODY = StreamedLiteral(0)  # stands for the body literal the prefix announces
 
 
 def _prefix() -> tuple[re.Pattern[bytes], ...]:
@@ -673,6 +674,11 @@ def fetch_prefix_items(prefix: bytes) -> dict[str, Any]:
     """
     if b"\n" in prefix:  # a literal came first (e.g. an ENVELOPE field): too ambiguous
         return {}
+    fast = _fast_fetch([prefix, b")"], [_PREFIX_BODY])  # the usual shape, one regex pass
+    if fast is not None:
+        found = dict(fast.value.items)
+        del found["BODY[]"]
+        return found
     items: dict[str, Any] = {}
     num_re, flags_re, date_re, modseq_re = _prefix()
     for m in num_re.finditer(prefix):
