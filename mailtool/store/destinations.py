@@ -187,7 +187,7 @@ class MboxDestination:
         self._ctx.__enter__()
         self._state = state
         pending = state.pending
-        if pending and pending.get("mbox") == str(self.mbox.path.resolve()):
+        if pending and pending.get("mbox") == os.path.realpath(self.mbox.path):
             self._recover(state, pending)
         state.pending = None
 
@@ -214,7 +214,7 @@ class MboxDestination:
         assert self._state is not None
         if uidl is not None:
             self._state.pending = {
-                "mbox": str(self.mbox.path.resolve()),
+                "mbox": os.path.realpath(self.mbox.path),
                 "offset": self.mbox.size(),
                 "uidl": uidl,
             }

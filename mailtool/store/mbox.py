@@ -14,13 +14,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from mailtool.errors import CantCreateError, LocalIOError, TempFailError
+
+# Paths are ``str`` (no pathlib at start-up); the From_ regex is compiled at first use.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterable
+    from pathlib import Path
+    from types import TracebackType
 
 #: A dot-lock older than this is taken to be left by a dead process and removed.
 STALE_DOTLOCK = 300.0
@@ -32,7 +36,19 @@ LOCK_WAIT = 30.0
 #: ``>*From `` line; beyond this length it is written unquoted (bounded memory).
 MAX_HELD = 64 * 1024
 
-_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+_FROM_LINE: re.Pattern[bytes] | None = None
+
+
+def _quote_from(data: bytes) -> bytes:
+    """``>``-quote every line of ``data`` that starts with ``>*From `` (mboxrd)."""
+    global _FROM_LINE
+    if b"From " not in data:
+        return data  # the usual chunk: nothing to quote, no regex needed
+    if _FROM_LINE is None:
+        import re
+
+        _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+    return _FROM_LINE.sub(rb">\1", data)
 
 
 def _prefix_of_from(tail: bytes) -> bool:
@@ -62,12 +78,12 @@ class MboxrdQuoter:
             head, data = data[: nl + 1], data[nl + 1 :]
         last_nl = data.rfind(b"\n")
         complete, tail = data[: last_nl + 1], data[last_nl + 1 :]
-        out = head + _FROM_LINE.sub(rb">\1", complete)
+        out = head + _quote_from(complete)
         if tail and _prefix_of_from(tail) and len(tail) <= MAX_HELD:
             self._held = tail
             self._at_line_start = True
         elif tail:
-            out += _FROM_LINE.sub(rb">\1", tail)
+            out += _quote_from(tail)
             self._at_line_start = False
         else:
             self._at_line_start = True
@@ -99,51 +115,79 @@ def from_line(sender: str = "MAILER-DAEMON", when: float | None = None) -> bytes
     return f"From {safe} {stamp}\n".encode("ascii")
 
 
-class Mbox:
-    """One mbox file. Use ``with mbox.locked():`` around ``append`` calls."""
+class _Locked:
+    """The context manager ``Mbox.locked`` returns (contextlib-free)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._fd: int | None = None
-        self._dotlock: Path | None = None
+    def __init__(self, mbox: Mbox, wait: float) -> None:
+        self.mbox = mbox
+        self.wait = wait
 
-    @contextmanager
-    def locked(self, *, wait: float = LOCK_WAIT) -> Iterator[Mbox]:
-        """Hold the dot-lock and the fcntl lock (in that order) for a series of appends."""
-        self._take_dotlock(wait)
+    def __enter__(self) -> Mbox:
+        mbox = self.mbox
+        mbox._take_dotlock(self.wait)
         try:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+                fd = os.open(mbox.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             except OSError as exc:
-                raise CantCreateError(f"cannot open mbox {self.path}: {exc.strerror}") from exc
+                raise CantCreateError(f"cannot open mbox {mbox.path}: {exc.strerror}") from exc
             try:
-                self._lock_fd(fd, wait)
-                self._fd = fd
-                yield self
-            finally:
-                self._fd = None
+                mbox._lock_fd(fd, self.wait)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            mbox._drop_dotlock()
+            raise
+        mbox._fd = fd
+        return mbox
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        mbox = self.mbox
+        fd, mbox._fd = mbox._fd, None
+        try:
+            if fd is not None:
                 os.close(fd)  # releases the fcntl lock
         finally:
-            self._drop_dotlock()
+            mbox._drop_dotlock()
+
+
+class Mbox:
+    """One mbox file. Use ``with mbox.locked():`` around ``append`` calls.
+
+    Attributes:
+        path: the file, as a ``str``.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = os.fspath(path)
+        self._fd: int | None = None
+        self._dotlock: str | None = None
+
+    def locked(self, *, wait: float = LOCK_WAIT) -> _Locked:
+        """Hold the dot-lock and the fcntl lock (in that order) for a series of appends."""
+        return _Locked(self, wait)
 
     def _take_dotlock(self, wait: float) -> None:
-        lock = self.path.with_name(self.path.name + ".lock")
+        lock = self.path + ".lock"
         deadline = time.monotonic() + wait
+        parent = os.path.dirname(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
         except OSError as exc:
-            raise CantCreateError(f"cannot create {self.path.parent}: {exc.strerror}") from exc
+            raise CantCreateError(f"cannot create {parent}: {exc.strerror}") from exc
         while True:
             try:
                 fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 try:
-                    age = time.time() - lock.stat().st_mtime
+                    age = time.time() - os.stat(lock).st_mtime
                 except FileNotFoundError:
                     continue
                 if age > STALE_DOTLOCK:
                     try:
-                        lock.unlink()
+                        os.unlink(lock)
                     except FileNotFoundError:
                         pass
                     continue
@@ -163,7 +207,7 @@ class Mbox:
     def _drop_dotlock(self) -> None:
         if self._dotlock is not None:
             try:
-                self._dotlock.unlink()
+                os.unlink(self._dotlock)
             except OSError:
                 pass
             self._dotlock = None
@@ -185,7 +229,7 @@ class Mbox:
 
     def size(self) -> int:
         try:
-            return self.path.stat().st_size
+            return os.stat(self.path).st_size
         except FileNotFoundError:
             return 0
 
@@ -240,7 +284,8 @@ class Mbox:
             view = view[written:]
 
 
-def count_from_lines(path: Path, offset: int, chunk: int = 1 << 20) -> tuple[bool, int]:
+def count_from_lines(path: Path | str, offset: int, chunk: int = 1 << 20
+                     ) -> tuple[bool, int]:
     """(starts with a From_ line at ``offset``, number of From_ lines from there to EOF).
 
     Streams the file; used to decide whether an unrecorded append can be rolled back.

@@ -13,10 +13,13 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Iterable
 
 from mailtool.errors import ConfigError, TempFailError, UnavailableError
 from mailtool.exitcodes import ExitCode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: How long an MDA may take for one message before we give up on it.
 MDA_TIMEOUT = 600.0

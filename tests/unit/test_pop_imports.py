@@ -23,6 +23,7 @@ del sys.modules["json.encoder"]
 before = set(sys.modules)
 import mailtool.retrieve as R
 from mailtool.store.destinations import MaildirDestination
+import mailtool.store.mbox  # only with --mbox/--stdout, but as lean
 imported = sorted(set(sys.modules) - before)
 state = R.UIDLState(sys.argv[1]).load()
 uids = R.POP3Client  # the client class is there without a connection
@@ -45,5 +46,6 @@ def test_pop_library_imports_and_rerun_work_load_nothing_costly(tmp_path: Path) 
     )
     imported, after_work = json.loads(proc.stdout)
     assert "mailtool.retrieve" in imported and "mailtool.protocol.pop3.session" in imported
+    assert "mailtool.store.mbox" in imported
     assert not FORBIDDEN & {m.split(".")[0] for m in imported}, imported
     assert not FORBIDDEN & {m.split(".")[0] for m in after_work}, after_work
