@@ -191,6 +191,46 @@ class MaildirBatch:
         self.bytes = 0
         return paths
 
+    def commit_names_fsync_each(self, threads: int = 8) -> list[str]:
+        """``commit_names`` with one fsync per file, ``threads`` files at a time.
+
+        For small batches on a busy machine: ``syncfs`` also waits for everything else
+        the file system holds unwritten, so its cost is anyone's guess; fsyncs of our own
+        files are bounded by them, and concurrent ones share the file system's journal
+        commits. (Added for imap-sync; same promise as ``commit_names``.)
+        """
+        if not self.pending:
+            return []
+        names = [message.tmp_name for message in self.pending]
+        if len(names) < self.SYNCFS_MIN or threads <= 1:
+            for name in names:
+                _fsync_path(name)
+        else:
+            import threading
+
+            errors: list[BaseException] = []
+
+            def work(part: list[str]) -> None:
+                try:
+                    for name in part:
+                        _fsync_path(name)
+                except BaseException as exc:  # re-raised below, in the caller's thread
+                    errors.append(exc)
+
+            workers = [threading.Thread(target=work, args=(names[i::threads],), daemon=True)
+                       for i in range(min(threads, len(names)))]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            if errors:
+                raise errors[0]
+        paths = [message.publish_name(sync_dir=False) for message in self.pending]
+        self.maildir.sync()
+        self.pending = []
+        self.bytes = 0
+        return paths
+
     def abort(self) -> None:
         for message in self.pending:
             message.abort()

@@ -296,18 +296,25 @@ def test_full_batches_are_made_durable_while_the_next_downloads(
 
     threads: list[str] = []
     real_commit = MaildirBatch.commit_names
+    real_each = MaildirBatch.commit_names_fsync_each
 
     def commit(self: MaildirBatch) -> list[str]:
         threads.append(threading.current_thread().name)
         return real_commit(self)
 
+    def each(self: MaildirBatch, threads_: int = 8) -> list[str]:
+        threads.append(threading.current_thread().name + " fsync each")
+        return real_each(self, threads_)
+
     monkeypatch.setattr(MaildirBatch, "commit_names", commit)
+    monkeypatch.setattr(MaildirBatch, "commit_names_fsync_each", each)
     src = FakeSource()
     for n in range(7):
         src.tree["INBOX"].add(message(n))
     root = tmp_path / "mail"
     [res] = run(src, root, batch_messages=3)
-    assert threads == ["mailtool-sync-durability", "mailtool-sync-durability", "MainThread"]
+    assert threads == ["mailtool-sync-durability", "mailtool-sync-durability",
+                       "MainThread fsync each"]
     assert res.fetched == 7
     state = StateStore(root, "INBOX").load()
     assert sorted(state.records) == list(range(1, 8))
@@ -381,3 +388,29 @@ def test_crash_after_renames_before_the_snapshot(tmp_path: Path, monkeypatch: py
     state = StateStore(root, "INBOX").load()
     assert sorted(state.records) == [*range(1, 21), *range(26, 31)]
     assert all(os.path.exists(root / rec.path) for rec in state.records.values())
+
+
+def test_a_few_new_messages_never_wait_for_syncfs(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small last batch is made durable by fsyncs of its own files (in parallel), never
+    by syncfs, whose cost is whatever the whole file system has to write."""
+    from mailtool.store import maildir
+
+    fsynced: list[str] = []
+    real_fsync = maildir._fsync_path
+
+    def no_syncfs(path: str) -> bool:
+        raise AssertionError("syncfs used for a small batch")
+
+    def fsync(path: str) -> None:
+        fsynced.append(path)
+        real_fsync(path)
+
+    monkeypatch.setattr(maildir, "_syncfs", no_syncfs)
+    monkeypatch.setattr(maildir, "_fsync_path", fsync)
+    src = FakeSource()
+    for n in range(30):
+        src.tree["INBOX"].add(message(n))
+    [res] = run(src, tmp_path / "mail")
+    assert res.fetched == 30 and len(fsynced) == 30
+    assert all("/tmp/" in p for p in fsynced)  # each file before it was published
