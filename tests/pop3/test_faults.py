@@ -96,13 +96,19 @@ def test_in_use_lock_exits_75(tmp_path: Path) -> None:
     assert "secret" not in r.stderr
 
 
-def test_list_and_uidl_disagree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_list_and_uidl_disagree(tmp_path: Path, pipelining: bool) -> None:
+    """Without PIPELINING the whole LIST is compared with UIDL; with it, a few new messages
+    are sized with ``LIST n`` each, and a -ERR there is the same disagreement."""
     mail = drop()
     mail.uidls = {1: "u-1", 2: "u-2", 4: "u-4"}
+    if pipelining:
+        mail.caps.append("PIPELINING")
     with ScriptedServer(mail.handler) as srv:
         r = fetch(srv, "--maildir", str(tmp_path / "md"), "--delete", expect=76)
     assert "LIST and UIDL disagree" in r.stderr
     assert not any(c.startswith(("RETR", "DELE")) for c in mail.commands)
+    assert ("LIST 4" in mail.commands) is pipelining
 
 
 @pytest.mark.parametrize(
