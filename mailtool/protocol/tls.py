@@ -6,6 +6,11 @@ import enum
 
 from mailtool.record import record
 
+# Not ``typing.TYPE_CHECKING``: this module is on every connection's start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime as _dt
+
 
 class TLSMode(enum.Enum):
     """How a connection is protected."""
@@ -30,6 +35,9 @@ class TLSSettings:
     server_hostname: str | None = None  # name to verify, when it differs from the host
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 @record(frozen=True)
 class TLSInfo:
     """Facts about an established TLS session, for transcripts and diagnose."""
@@ -40,9 +48,38 @@ class TLSInfo:
     verified: bool
     subject: str | None = None
     issuer: str | None = None
-    not_after: str | None = None
-    days_left: int | None = None
+    expires: str | None = None  # the certificate's notAfter as the ssl module gives it
     alt_names: tuple[str, ...] = ()
+
+    # Dates are worked out only when asked (transcripts under -v, diagnose): parsing one
+    # loads _strptime, calendar and datetime, several ms of every connection otherwise.
+    @property
+    def not_after(self) -> str | None:
+        """Expiry as ISO 8601 UTC (``2027-06-01T12:00:00+00:00``), None if unknown."""
+        when = self._expiry()
+        return when.isoformat() if when is not None else None
+
+    @property
+    def days_left(self) -> int | None:
+        """Whole days until the certificate expires (negative once expired)."""
+        import datetime as _dt
+
+        when = self._expiry()
+        return (when - _dt.datetime.now(_dt.UTC)).days if when is not None else None
+
+    def _expiry(self) -> _dt.datetime | None:
+        # OpenSSL's form, always GMT: "Jun  1 12:00:00 2027 GMT" (what ssl.getpeercert gives).
+        import datetime as _dt
+
+        try:
+            month, day, clock, year, zone = (self.expires or "").split()
+            hour, minute, second = (int(x) for x in clock.split(":"))
+            if zone != "GMT":
+                return None
+            return _dt.datetime(int(year), _MONTHS.index(month) + 1, int(day), hour, minute,
+                                second, tzinfo=_dt.UTC)
+        except ValueError:
+            return None
 
     def summary(self) -> str:
         cert = f", cert {self.subject}" if self.subject else ""

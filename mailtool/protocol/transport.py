@@ -269,25 +269,17 @@ class Transport:
 
     @staticmethod
     def _tls_facts(sock: ssl.SSLSocket, *, verified: bool) -> TLSInfo:
-        import datetime as _dt
-        import ssl
-
         from mailtool.protocol.tls import TLSInfo
 
         cipher = sock.cipher()
         cert = sock.getpeercert() if verified else None
-        subject = issuer = not_after = None
-        days_left = None
+        subject = issuer = expires = None
         alt: tuple[str, ...] = ()
         if cert:
             subject = _name(cert.get("subject"))
             issuer = _name(cert.get("issuer"))
             raw_after = cert.get("notAfter")
-            if isinstance(raw_after, str):
-                expires = ssl.cert_time_to_seconds(raw_after)
-                when = _dt.datetime.fromtimestamp(expires, _dt.UTC)
-                not_after = when.isoformat()
-                days_left = (when - _dt.datetime.now(_dt.UTC)).days
+            expires = raw_after if isinstance(raw_after, str) else None
             sans: Any = cert.get("subjectAltName", ())
             alt = tuple(str(entry[1]) for entry in sans)
         return TLSInfo(
@@ -297,8 +289,7 @@ class Transport:
             verified=verified,
             subject=subject,
             issuer=issuer,
-            not_after=not_after,
-            days_left=days_left,
+            expires=expires,
             alt_names=alt,
         )
 
