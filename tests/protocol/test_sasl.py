@@ -57,6 +57,22 @@ def test_choose_strongest_usable(offered: list[str], creds: Credentials, expecte
     assert sasl.choose(offered, creds).name == expected
 
 
+@pytest.mark.parametrize(
+    ("offered", "tls", "expected"),
+    [
+        (["LOGIN", "PLAIN", "CRAM-MD5"], True, "PLAIN"),  # one round trip; TLS hides it
+        (["LOGIN", "PLAIN", "CRAM-MD5"], False, "CRAM-MD5"),  # cleartext: keep it hashed
+        (["LOGIN", "CRAM-MD5"], True, "CRAM-MD5"),
+        (["LOGIN"], True, "LOGIN"),
+    ],
+)
+def test_choose_prefers_plain_over_tls(offered: list[str], tls: bool, expected: str) -> None:
+    assert sasl.choose(offered, CREDS, tls_active=tls).name == expected
+    # A token still beats any password, encrypted or not.
+    token = Credentials(user="u", token="t")
+    assert sasl.choose([*offered, "XOAUTH2"], token, tls_active=tls).name == "XOAUTH2"
+
+
 def test_choose_fails_clearly() -> None:
     with pytest.raises(AuthError, match="offers GSSAPI"):
         sasl.choose(["GSSAPI"], CREDS)

@@ -245,7 +245,7 @@ class IMAPClient(MailboxCommands, MessageCommands):
         if wanted and wanted.upper() not in sasl.MECHANISMS:
             raise AuthError(f"unsupported authentication mechanism {wanted}", step="AUTHENTICATE")
         try:
-            mech_cls = sasl.choose(offered, creds, wanted=wanted)
+            mech_cls = sasl.choose(offered, creds, wanted=wanted, tls_active=self.tls_active)
         except AuthError:
             if wanted or creds.password is None:
                 raise

@@ -367,7 +367,7 @@ class POP3Client:
             return self.auth(creds, mechanism=wanted, before_secret=before_secret)
         if self.sasl_mechanisms:
             try:
-                sasl.choose(self.sasl_mechanisms, creds)
+                sasl.choose(self.sasl_mechanisms, creds, tls_active=self.tls_active)
             except AuthError:
                 pass
             else:
@@ -427,7 +427,8 @@ class POP3Client:
         """AUTH (RFC 5034) with the shared SASL mechanisms; SASL-IR when the mechanism has
         an initial response (RFC 5034 section 4 allows it on the command line).
         Returns the mechanism name."""
-        mech_cls = sasl.choose(self.sasl_mechanisms, creds, wanted=mechanism)
+        mech_cls = sasl.choose(self.sasl_mechanisms, creds, wanted=mechanism,
+                               tls_active=self.tls_active)
         mech = mech_cls(creds, host=self.host, port=self.transport.peer[1])
         if before_secret is not None:
             before_secret(self.tls_active)

@@ -373,7 +373,7 @@ class SMTPClient:
         if not offered:
             raise AuthError(f"{self.host} does not offer AUTH", step="AUTH",
                             hint="the server may offer AUTH only after STARTTLS")
-        mech_cls = sasl.choose(offered, creds, wanted=mechanism)
+        mech_cls = sasl.choose(offered, creds, wanted=mechanism, tls_active=self.tls_active)
         mech = mech_cls(creds, host=self.host, port=self.port)
         if before_secret is not None:
             before_secret(self.tls_active)
