@@ -6,6 +6,12 @@ any point of the send leaves it queued, never lost; after the attempt the entry 
 the recipients deferred by a temporary failure, or it is removed. The exit status is 0 when
 everything was accepted or queued; permanent failures (5xx, refused login, bad TLS) are
 never queued: they are reported and give their exit code.
+
+The fsyncs that protect the spooled copy against a power cut (file, then directory) run
+after the attempt and only when the entry is still there: a message the server took needs
+none, and what stays queued is durable before anything is reported. A power cut during
+the attempt can only lose a message nobody was told had been accepted (the process that
+handed it over dies too, before our exit status), exactly as before it was spooled.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, op
         entry, lock = outbox.create(
             source.chunks(), sender=envelope.sender, recipients=envelope.recipients, now=now,
             route=route_of(req), account=req.account.name if req.account else None,
-            bounce_to=req.bounce_to, message_id=message_id, hold=True)
+            bounce_to=req.bounce_to, message_id=message_id, hold=True, durable=False)
     except CantCreateError as err:
         # No spool (read-only home, full disk): still try to send, say what is at stake.
         stderr.write(f"{req.prog}: cannot queue ({err.one_line()}); sending without the "
@@ -41,8 +47,11 @@ def send_queued(req: Any, envelope: Any, source: Any, message_id: str | None, op
         with Deliverer(options) as deliverer:
             report = attempt(entry, deliverer, lambda: _schedule(req.account), clock)
     finally:
-        if lock is not None:
-            lock.release()
+        try:
+            entry.make_durable()  # whatever is still queued survives a power cut from here
+        finally:
+            if lock is not None:
+                lock.release()
     result = DeliveryResult(sender=envelope.sender, outcomes=report.outcomes,
                             size=source.size, message_id=message_id)
     deferred = [o for o in report.outcomes if o.status == DEFERRED]

@@ -224,6 +224,28 @@ class Entry:
         self.save()
         return gone
 
+    def make_durable(self) -> None:
+        """fsync the entry file and ``queue/`` (an entry created with ``durable=False``);
+        nothing to do once it is removed.
+
+        Raises:
+            CantCreateError: the disk refused (the message may not survive a power cut).
+        """
+        if self.removed:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(self.outbox.queue_dir)
+        except FileNotFoundError:
+            self.removed = True  # delivered and removed meanwhile
+        except OSError as exc:
+            raise CantCreateError(f"cannot make {self.path} durable: {exc.strerror or exc}",
+                                  step="queueing") from exc
+
     def save(self) -> None:
         if self.removed:
             return
@@ -337,11 +359,16 @@ class Outbox:
     def create(self, chunks: Iterable[bytes], *, sender: str, recipients: list[str],
                now: float, route: dict[str, Any], account: str | None = None,
                bounce_to: str | None = None, message_id: str | None = None,
-               hold: bool = False) -> tuple[Entry, Lock | None]:
-        """Write a new entry durably and publish it in ``queue/``.
+               hold: bool = False, durable: bool = True) -> tuple[Entry, Lock | None]:
+        """Write a new entry and publish it in ``queue/``, durably unless ``durable=False``.
 
         With ``hold`` the entry lock is taken before the entry becomes visible and
         returned: the caller delivers it and no ``queue run`` can touch it meanwhile.
+        ``durable=False`` leaves the two fsyncs (file, directory) to ``Entry.make_durable``,
+        which the caller must run before it reports the message as accepted or queued,
+        unless the entry is gone by then (delivered): a kill -9 cannot lose a written file,
+        only a power cut can, and a power cut before the report loses nothing the caller
+        was told was safe.
 
         Raises:
             CantCreateError: the spool cannot be written (disk full, permissions).
@@ -374,7 +401,8 @@ class Outbox:
                 size = _write_all(fd, first) - offset
                 for chunk in chunks:
                     size += _write_all(fd, chunk)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
                 if hold:
                     lock = Lock(tmp, create=False)
                     lock.acquire(blocking=True)  # nobody else can know this file yet
@@ -382,7 +410,8 @@ class Outbox:
                 os.close(fd)
             state["size"] = size
             os.rename(tmp, os.path.join(self.queue_dir, entry_id))
-            fsync_dir(self.queue_dir)
+            if durable:
+                fsync_dir(self.queue_dir)
         except OSError as exc:
             if lock is not None:
                 lock.release()
