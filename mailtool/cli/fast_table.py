@@ -3,12 +3,14 @@ command tree. Do not edit; run the script after changing an option of the root g
 a fast command (a test fails while this file is stale).
 
 ``ROOT`` lists the root group's parameters, ``COMMANDS`` those of each command that may
-run without Click. Each parameter: ``name`` (the key in Click's ``ctx.params``), ``opts`` /
+run without Click (two words: a group's sub-command; the group's own parameters, marked
+``group``, come first and are given between the two words). Each parameter: ``name`` (the key in Click's ``ctx.params``), ``opts`` /
 ``secondary`` (option strings; a secondary one stores False), ``action`` (store, append,
 count, flag, argument), ``type``, ``absent`` (Click's value when the parameter is not
 given), ``envvar``, ``const`` (a flag's value, or the value of an option given without one
 when ``optional_value``) and, for arguments, ``nargs`` and ``required``. Keys holding their
-usual value (no secondary options, no environment variable, no constant) are left out.
+usual value (no secondary options, no environment variable, no constant, not a group's)
+are left out.
 """
 
 from __future__ import annotations
@@ -106,6 +108,18 @@ COMMANDS: dict[str, list[dict[str, Any]]] = {
         {'name': 'keep_deleted', 'action': 'flag', 'opts': ('--keep-deleted',), 'type': ('bool',), 'absent': False, 'const': True},
         {'name': 'allow_mass_delete', 'action': 'flag', 'opts': ('--allow-mass-delete',), 'type': ('bool',), 'absent': False, 'const': True},
         {'name': 'max_delete_share', 'action': 'store', 'opts': ('--max-delete-share',), 'type': ('float', 0, 1, False, False), 'absent': 0.25},
+        {'name': 'as_json_local', 'action': 'flag', 'opts': ('--json',), 'type': ('bool',), 'absent': False, 'const': True},
+        {'name': 'verbose_local', 'action': 'count', 'opts': ('-v', '--verbose'), 'type': ('int', 0, None, False, False), 'absent': 0},
+        {'name': 'quiet_local', 'action': 'flag', 'opts': ('-q', '--quiet'), 'type': ('bool',), 'absent': False, 'const': True},
+    ],
+    'queue run': [
+        {'name': 'ids', 'action': 'argument', 'type': ('str',), 'absent': (), 'nargs': -1, 'required': False},
+        {'name': 'lifetime', 'action': 'store', 'opts': ('--lifetime',), 'type': ('str',), 'absent': None},
+        {'name': 'as_json_local', 'action': 'flag', 'opts': ('--json',), 'type': ('bool',), 'absent': False, 'const': True},
+        {'name': 'verbose_local', 'action': 'count', 'opts': ('-v', '--verbose'), 'type': ('int', 0, None, False, False), 'absent': 0},
+        {'name': 'quiet_local', 'action': 'flag', 'opts': ('-q', '--quiet'), 'type': ('bool',), 'absent': False, 'const': True},
+    ],
+    'queue list': [
         {'name': 'as_json_local', 'action': 'flag', 'opts': ('--json',), 'type': ('bool',), 'absent': False, 'const': True},
         {'name': 'verbose_local', 'action': 'count', 'opts': ('-v', '--verbose'), 'type': ('int', 0, None, False, False), 'absent': 0},
         {'name': 'quiet_local', 'action': 'flag', 'opts': ('-q', '--quiet'), 'type': ('bool',), 'absent': False, 'const': True},

@@ -1,13 +1,15 @@
 """The Click-free fast path: parse a cron command's line with the standard library.
 
 Importing Click costs about 60 ms here, more than a whole msmtp or fetchmail run, and
-``send``, ``pop-fetch`` and ``imap-sync`` are what cron starts every few minutes. So
+``send``, ``pop-fetch``, ``imap-sync`` and ``queue run`` are what cron starts every few
+minutes (``queue list`` comes along: same group, no more work). So
 ``main.run`` first asks ``parse`` here; it reads the table that
 ``scripts/gen_fast_table.py`` writes from the Click tree (``fast_table.py``: Click stays
 the one place where options are declared) and reproduces what Click would put into
 ``ctx.params``, following Click's own parser: options before the command name belong to
-the root group, which stops at its first non-option word; the command's options and
-arguments may be interspersed; ``--`` ends the options; ``--opt=value``; short clusters
+the root group, which stops at its first non-option word (as does a group such as
+``queue`` before its sub-command's name); the command's options and arguments may be
+interspersed; ``--`` ends the options; ``--opt=value``; short clusters
 (``-vv``, ``-ti``, ``-fADDR``); the last of a repeated option wins, ``multiple`` collects,
 ``count`` counts; an option whose value may be left out takes its constant when the next
 word is missing or looks like an option.
@@ -55,15 +57,40 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None,
 
     try:
         root, rest = _parse(ROOT, list(argv), env, interspersed=False)
-        if not rest or rest[0] not in COMMANDS:
+        if not rest:
             return None
         name = rest[0]
-        params, extra = _parse(COMMANDS[name], rest[1:], env, interspersed=True)
+        if name in COMMANDS:
+            spec = COMMANDS[name]
+            params, extra = _parse(spec, rest[1:], env, interspersed=True)
+        else:
+            # A group's sub-command (``queue run``): the group's own options stop at its
+            # first other word, which names the sub-command; then as for a command.
+            group_spec = _group_spec(COMMANDS, name)
+            if group_spec is None:
+                return None
+            group, rest = _parse(group_spec, rest[1:], env, interspersed=False)
+            if not rest or f"{name} {rest[0]}" not in COMMANDS:
+                return None
+            name = f"{name} {rest[0]}"
+            own = [p for p in COMMANDS[name] if not p.get("group")]
+            params, extra = _parse(own, rest[1:], env, interspersed=True)
+            params = {**group, **params}
         if extra:
             return None  # "Got unexpected extra argument": Click says so
     except _Fallback:
         return None
     return name, root, params
+
+
+def _group_spec(commands: Mapping[str, list[dict[str, Any]]], group: str,
+                ) -> list[dict[str, Any]] | None:
+    """The group's own parameters (None: no fast sub-command of ``group``)."""
+    prefix = group + " "
+    for key, spec in commands.items():
+        if key.startswith(prefix):
+            return [p for p in spec if p.get("group")]
+    return None
 
 
 def _parse(spec: list[dict[str, Any]], args: list[str], env: Mapping[str, str], *,
@@ -279,15 +306,20 @@ def invoke(name: str, root: dict[str, Any], params: dict[str, Any]) -> int:
     output and connection words, then the command's body from ``cli/run/``."""
     from mailtool.cli.context import connection, merge_output, root_setup, split_params
 
-    app = root_setup(invoked=name, **root)
+    words = name.split()
+    app = root_setup(invoked=words[0], **root)
     output, conn_words, rest = split_params(dict(params))
-    conn = connection(**conn_words)
+    if conn_words:
+        rest["conn"] = connection(**conn_words)
     merge_output(app, **output)
-    module_name = "mailtool.cli.run." + name.replace("-", "_")
+    # ``send`` -> run.send.run; ``queue run`` -> run.queue.queue_run
+    module_name = "mailtool.cli.run." + words[0].replace("-", "_")
     __import__(module_name)  # (importlib itself would be one more import to pay for)
     module = sys.modules[module_name]
+    body = getattr(module, "run" if len(words) == 1 else "_".join(words).replace("-", "_"))
     try:
-        return int(module.run(app, conn=conn, **rest))
+        rv = body(app, **rest)
+        return 0 if rv is None else int(rv)
     except KeyboardInterrupt:
         sys.stderr.write("\n")  # as Click does: the line after the terminal's "^C"
         raise

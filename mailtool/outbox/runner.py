@@ -205,6 +205,14 @@ class RunReport:
         return int(worst(*(e.exit_code for e in self.entries))) if self.entries else 0
 
 
+def _deliverer(options: Any) -> Any:
+    """A ``Deliverer``, the delivery stack imported only when an entry is due (cron's
+    ``queue run`` mostly finds the outbox empty)."""
+    from mailtool.delivery import Deliverer
+
+    return Deliverer(options)
+
+
 class QueueRunner:
     """Walks an outbox and attempts what is due (everything with ``flush``).
 
@@ -223,8 +231,6 @@ class QueueRunner:
 
     def run(self, *, flush: bool = False, ids: Iterable[str] | None = None,
             wait_for_lock: bool = False) -> RunReport:
-        from mailtool.delivery import Deliverer
-
         report = RunReport()
         run_lock = self.outbox.run_lock()
         # flush / explicit ids go on without the run lock: entry locks keep runs apart.
@@ -235,7 +241,7 @@ class QueueRunner:
         try:
             self.outbox.clean_tmp(self.clock())
             for entry_id in (list(ids) if ids is not None else self.outbox.ids()):
-                rep = self._one(entry_id, flush, deliverers, Deliverer)
+                rep = self._one(entry_id, flush, deliverers, _deliverer)
                 if rep is not None:
                     report.entries.append(rep)
         finally:

@@ -1,10 +1,12 @@
-"""``mailtool queue``: the outbox of mail deferred by temporary failures."""
+"""``mailtool queue``: the outbox of mail deferred by temporary failures.
+
+The bodies of ``list``, ``run`` and ``flush`` live in ``cli/run/queue.py``, which the
+Click-free fast path calls too (cron's ``queue run``).
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,40 +14,13 @@ from mailtool.cli.app import AppContext
 from mailtool.cli.options import output_options
 
 if TYPE_CHECKING:
-    from mailtool.outbox.runner import RunReport
     from mailtool.outbox.spool import Outbox
 
 
 def _outbox(app: AppContext) -> Outbox:
-    from mailtool.outbox import outbox_for
+    from mailtool.cli.run.queue import outbox
 
-    return outbox_for(app.account())
-
-
-def _ago(seconds: float) -> str:
-    """``42s``, ``17m``, ``3h05``, ``4d``."""
-    seconds = int(max(0.0, seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
-    return f"{seconds // 86400}d"
-
-
-def _when(at: float | None, now: float) -> str:
-    if not at:
-        return "-"
-    if at <= now:
-        return "now"
-    return "in " + _ago(at - now)
-
-
-def _stamp(at: float | None) -> str | None:
-    if not at:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+    return outbox(app)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,35 +52,9 @@ def list_(app: AppContext) -> None:
       mailtool queue list
       mailtool queue list --json | jq -r '.[].id'
     """
-    from mailtool.outbox import clock
+    from mailtool.cli.run.queue import queue_list
 
-    outbox = _outbox(app)
-    now = clock()
-    rows = [entry.summary(now) for entry in outbox.entries()]
-    if app.json:
-        from mailtool.cli.render import print_json
-
-        for row in rows:
-            row["next_attempt"] = _stamp(row["next_attempt"])
-            row["created"] = _stamp(row["created"])
-        print_json(rows)
-        return
-    if not rows:
-        if not app.quiet:
-            click.echo("outbox is empty")
-        return
-    from rich.table import Table
-
-    from mailtool.cli.render import console
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name in ("id", "age", "recipients", "tries", "last reply", "next"):
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(row["id"], _ago(row["age"]), ", ".join(row["recipients"]),
-                      str(row["attempts"]), row["last_reply"] or "-",
-                      _when(row["next_attempt"], now))
-    console().print(table)
+    queue_list(app)
 
 
 @command.command("show")
@@ -119,6 +68,9 @@ def show(app: AppContext, entry_id: str) -> None:
       mailtool queue show 1764260000.4242.9f3a
       mailtool queue show 1764260000 --json
     """
+    from mailtool.cli.run.queue import ago as _ago
+    from mailtool.cli.run.queue import stamp as _stamp
+    from mailtool.cli.run.queue import when as _when
     from mailtool.outbox import clock
 
     entry = _outbox(app).find(entry_id)
@@ -184,81 +136,6 @@ def drop(app: AppContext, entry_id: str) -> None:
         click.echo(f"dropped {entry.id} ({', '.join(entry.pending) or 'no recipients'})")
 
 
-def _run(app: AppContext, *, flush: bool, ids: tuple[str, ...], lifetime: str | None) -> int:
-    from mailtool.outbox import clock, request_for_entry, schedule_for_entry
-    from mailtool.outbox.runner import QueueRunner
-    from mailtool.outbox.schedule import parse_duration
-    from mailtool.sendcore import delivery_options
-
-    config = app.config()
-    outbox = _outbox(app)
-    life = parse_duration(lifetime, "--lifetime") if lifetime else None
-    transcript = app.transcript()
-
-    def options_for(entry: Any) -> Any:
-        req = request_for_entry(entry, config, timeout=app.timeout, transcript=transcript,
-                                verbose=app.verbose)
-        return delivery_options(req)
-
-    runner = QueueRunner(outbox, options_for=options_for,
-                         schedule_for=lambda e: schedule_for_entry(e, config, life),
-                         clock=clock)
-    chosen = [outbox.find(i).id for i in ids] if ids else None
-    report = runner.run(flush=flush, ids=chosen)
-    _print_run(app, report)
-    return report.exit_code
-
-
-def _print_run(app: AppContext, report: RunReport) -> None:
-    from mailtool.outbox import clock
-
-    if app.json:
-        from mailtool.cli.render import print_json
-
-        print_json({"locked_out": report.locked_out,
-                    "entries": [e.to_json() for e in report.entries],
-                    "exit_code": report.exit_code})
-        return
-    if report.locked_out:
-        if app.verbose:
-            sys.stderr.write("mailtool: another queue run is active; nothing to do\n")
-        return
-    now = clock()
-    for rep in report.entries:
-        if rep.status == "waiting" and not app.verbose:
-            continue
-        if rep.status in ("delivered", "deferred", "waiting", "busy") and app.quiet:
-            continue
-        if rep.status == "delivered":
-            line = f"{rep.id}: delivered"
-        elif rep.status == "deferred":
-            line = (f"{rep.id}: deferred for {len(rep.pending)}: {rep.last_reply or '-'}; "
-                    f"next attempt {_when(rep.next_attempt, now)}")
-        elif rep.status == "waiting":
-            line = f"{rep.id}: not due ({_when(rep.next_attempt, now)})"
-        elif rep.status == "busy":
-            line = f"{rep.id}: being delivered by another process"
-        elif rep.status == "error":
-            line = f"{rep.id}: kept: {rep.error}"
-        else:
-            line = f"{rep.id}: {rep.status}"
-        # Successes only with -v: cron mails whatever a job prints.
-        if rep.status in ("delivered", "deferred") and not app.verbose:
-            line = ""
-        if rep.error and rep.status != "error":
-            line = f"{rep.id}: kept: {rep.error}"
-        if line:
-            sys.stderr.write(f"mailtool: {line}\n")
-        for rec in rep.failed:
-            reply = " ".join(str(x) for x in (rec.get("code"), rec.get("enhanced"),
-                                               rec.get("text")) if x)
-            where = f" at {rec['host']}" if rec.get("host") else ""
-            sys.stderr.write(f"mailtool: {rep.id}: <{rec['address']}>: {rec['status']}{where}"
-                             f": {reply}\n")
-        if rep.bounce:
-            sys.stderr.write(f"mailtool: {rep.id}: {rep.bounce}\n")
-
-
 @command.command("run")
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--lifetime", metavar="DURATION",
@@ -277,7 +154,9 @@ def run(app: AppContext, ids: tuple[str, ...], lifetime: str | None) -> int:
       mailtool queue run -v                     # say what happened to each
       mailtool --account work queue run --lifetime 2d
     """
-    return _run(app, flush=False, ids=ids, lifetime=lifetime)
+    from mailtool.cli.run.queue import queue_run
+
+    return queue_run(app, ids=ids, lifetime=lifetime)
 
 
 @command.command("flush")
@@ -292,4 +171,6 @@ def flush(app: AppContext, ids: tuple[str, ...], lifetime: str | None) -> int:
       mailtool queue flush
       mailtool queue flush 1764260000.4242.9f3a -v
     """
-    return _run(app, flush=True, ids=ids, lifetime=lifetime)
+    from mailtool.cli.run.queue import queue_run
+
+    return queue_run(app, ids=ids, lifetime=lifetime, flush=True)
