@@ -1,6 +1,7 @@
-"""The Click-free fast path for send / pop-fetch / imap-sync: it parses exactly what Click
-parses (a matrix of command lines through both), hands everything else to Click, and a
-real run of each command imports neither Click nor rich, email or dns."""
+"""The Click-free fast path for send / pop-fetch / imap-sync / queue run / queue list: it
+parses exactly what Click parses (a matrix of command lines through both), hands everything
+else to Click, and a real run of each command imports neither Click nor rich, email or dns
+(``test_fast_queue.py``: the queue commands' runs)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,17 @@ def click_parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]] |
         if cmd is None:
             return None
         sub = cmd.make_context(rest[0], rest[1:], parent=ctx)
+        name, params = rest[0], dict(sub.params)
+        if isinstance(cmd, click.Group):  # ``queue run``: the group, then its sub-command
+            more = [*getattr(sub, "_protected_args", []), *sub.args]
+            leaf_cmd = cmd.get_command(sub, more[0]) if more else None
+            if leaf_cmd is None:
+                return None
+            leaf = leaf_cmd.make_context(more[0], more[1:], parent=sub)
+            name, params = f"{name} {more[0]}", {**params, **leaf.params}
     except (click.exceptions.ClickException, click.exceptions.Exit):
         return None
-    return rest[0], dict(ctx.params), dict(sub.params)
+    return name, dict(ctx.params), params
 
 
 def canon(parsed: tuple[str, dict[str, Any], dict[str, Any]] | None) -> object:
@@ -133,6 +142,27 @@ MATRIX: list[tuple[str, str]] = [
     ("imap-sync --max-delete-share nan-ish", "click"),
     ("imap-sync --maildir CFG", "click"),
     ("imap-sync -x", "click"),
+    ("queue run", "fast"),
+    ("queue list", "fast"),
+    ("-q queue run -v", "fast"),
+    ("--json --timeout 5 queue run --lifetime 2d 1764260000 1764260001.42 -vv", "fast"),
+    ("queue run --lifetime=12h --json -- -odd-id", "fast"),
+    ("--account a --config CFG queue list --json -q", "fast"),
+    ("queue list --verbose --quiet", "fast"),
+    ("queue -- run", "fast"),
+    ("queue run --help", "click"),
+    ("queue run -h", "click"),
+    ("queue --help run", "click"),
+    ("queue -v run", "click"),
+    ("queue run --lifetime", "click"),
+    ("queue run --bogus", "click"),
+    ("queue list extra-argument", "click"),
+    ("queue list --lifetime 2d", "click"),
+    ("queue flush", "click"),
+    ("queue show 1764260000", "click"),
+    ("queue drop 1764260000", "click"),
+    ("queue bogus", "click"),
+    ("queue", "click"),
 ]
 
 
