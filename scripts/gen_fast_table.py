@@ -200,6 +200,9 @@ def command_entries(root_ctx: click.Context, name: str) -> list[dict[str, Any]]:
     if group.chain or isinstance(group.get_command(root_ctx, words[1]), click.Group):
         raise Unsupported(f"{name}: chained or nested groups")
     _check_settings(group)
+    if not _does_nothing(group.callback):
+        raise Unsupported(f"{name}: the group's callback does something (the fast path "
+                          "does not run it)")
     group_ctx = group.make_context(words[0], [words[1]], parent=root_ctx,
                                    resilient_parsing=True)
     entries = [{**e, "group": True}
@@ -214,6 +217,19 @@ def command_entries(root_ctx: click.Context, name: str) -> list[dict[str, Any]]:
     if clash:
         raise Unsupported(f"{name}: the group and the sub-command both name {sorted(clash)}")
     return entries + own
+
+
+def _does_nothing(func: Any) -> bool:
+    """True for a callback whose body is its docstring (and ``pass``) only: the fast path
+    skips a group's callback, so a group with a fast sub-command must not need it (its
+    parameters go to the sub-command's body instead)."""
+
+    def empty() -> None:
+        """-"""
+
+    code = getattr(func, "__code__", None)
+    return func is None or (code is not None and code.co_code == empty.__code__.co_code
+                            and not code.co_names)
 
 
 def cli_command(root_ctx: click.Context, name: str) -> click.Command:

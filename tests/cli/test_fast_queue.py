@@ -174,7 +174,17 @@ def test_generator_keeps_unreproducible_groups_on_click() -> None:
     def c() -> None:
         """-"""
 
-    for group in (chained, odd, with_callback):
+    @click.group("w")
+    @click.pass_context
+    def working(ctx: click.Context) -> None:
+        """-"""
+        ctx.obj = "set up"  # the fast path would skip this
+
+    @working.command("a")
+    def d() -> None:
+        """-"""
+
+    for group in (chained, odd, with_callback, working):
         with pytest.raises(Unsupported):
             _group_table(group, [f"{group.name} a"])
 
