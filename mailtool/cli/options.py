@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mailtool.cli.context import AppContext, connection, merge_output
+from mailtool.cli.context import CONNECTION_PARAMS, AppContext, connection, merge_output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,21 +69,9 @@ def connection_options(func: F) -> F:
         "--allow-plaintext-auth", is_flag=True, help="Allow passwords over cleartext to remote hosts."
     )
     @functools.wraps(func)
-    def wrapper(
-        *args: Any,
-        host: str | None,
-        port: int | None,
-        tls: str | None,
-        user: str | None,
-        auth_mech: str | None,
-        insecure: bool,
-        ca_file: str | None,
-        allow_plaintext_auth: bool,
-        **kwargs: Any,
-    ) -> Any:
-        conn = connection(host=host, port=port, tls=tls, user=user, auth_mech=auth_mech,
-                          insecure=insecure, ca_file=ca_file,
-                          allow_plaintext_auth=allow_plaintext_auth)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # The same split as the fast path's (``context.CONNECTION_PARAMS``).
+        conn = connection(**{name: kwargs.pop(name) for name in CONNECTION_PARAMS})
         return func(*args, conn=conn, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from mailtool.cli.app import AppContext
 from mailtool.cli.complete import complete_folders
 from mailtool.cli.options import connection_options, output_options
-from mailtool.endpoint import ConnectionOptions
 
 
 @click.command(
@@ -45,22 +46,8 @@ Exit 75 means "try again later": everything stored so far is kept and recorded."
 @click.option("--max-delete-share", type=click.FloatRange(0, 1), default=0.25,
               show_default=True, help="Largest share of a folder one run may delete.")
 @output_options
-def command(
-    app: AppContext,
-    *,
-    conn: ConnectionOptions,
-    folders: tuple[str, ...],
-    maildir: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    dry_run: bool,
-    keep_deleted: bool,
-    allow_mass_delete: bool,
-    max_delete_share: float,
-) -> int:
+def command(app: AppContext, **params: Any) -> int:
     """Mirror IMAP folders into a Maildir tree (server -> local), incrementally."""
-    from mailtool.cli.run.imap_sync import run
+    from mailtool.cli.run.imap_sync import run  # the parameters are declared there, typed
 
-    return run(app, conn=conn, folders=folders, maildir=maildir, include=include,
-               exclude=exclude, dry_run=dry_run, keep_deleted=keep_deleted,
-               allow_mass_delete=allow_mass_delete, max_delete_share=max_delete_share)
+    return run(app, **params)

@@ -9,7 +9,6 @@ import click
 from mailtool.cli.app import AppContext
 from mailtool.cli.convert import parse_size
 from mailtool.cli.options import connection_options, output_options
-from mailtool.endpoint import ConnectionOptions
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]
@@ -60,24 +59,8 @@ Exit 75 means "try again later": everything stored so far is kept and recorded."
     "--headers-only", is_flag=True, help="With --max-size: take the headers of big messages."
 )
 @output_options
-def command(
-    app: AppContext,
-    *,
-    conn: ConnectionOptions,
-    maildir: str | None,
-    mbox: str | None,
-    mda: str | None,
-    to_stdout: bool,
-    delete: bool,
-    delete_after: float | None,
-    fetch_all: bool,
-    limit: int | None,
-    max_size: int | None,
-    headers_only: bool,
-) -> int:
+def command(app: AppContext, **params: Any) -> int:
     """Fetch new mail over POP3, never losing or duplicating a message."""
-    from mailtool.cli.run.pop_fetch import run
+    from mailtool.cli.run.pop_fetch import run  # the parameters are declared there, typed
 
-    return run(app, conn=conn, maildir=maildir, mbox=mbox, mda=mda, to_stdout=to_stdout,
-               delete=delete, delete_after=delete_after, fetch_all=fetch_all, limit=limit,
-               max_size=max_size, headers_only=headers_only)
+    return run(app, **params)
