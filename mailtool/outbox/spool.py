@@ -46,7 +46,7 @@ import time
 
 from mailtool.errors import CantCreateError, ConfigError, UsageError
 from mailtool.outbox.lock import Lock
-from mailtool.store.atomic import fsync_dir, json_line
+from mailtool.store.atomic import fsync_dir, fsync_file, json_line
 
 # Not ``typing.TYPE_CHECKING``: spooling a message (mailtool-sendmail) imports neither
 # typing nor pathlib nor json; paths here are ``str``.
@@ -234,11 +234,7 @@ class Entry:
         if self.removed:
             return
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(self.path)
             fsync_dir(self.outbox.queue_dir)
         except FileNotFoundError:
             self.removed = True  # delivered and removed meanwhile

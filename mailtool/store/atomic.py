@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     PathArg: TypeAlias = "str | os.PathLike[str]"
 
 
+def fsync_file(path: PathArg) -> None:
+    """Make the data of the file at ``path`` durable (written earlier, maybe by others)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: PathArg) -> None:
     """Make a rename or create inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -15,7 +15,7 @@ import os
 import time
 
 from mailtool.errors import CantCreateError, LocalIOError
-from mailtool.store.atomic import fsync_dir
+from mailtool.store.atomic import fsync_dir, fsync_file
 
 # Paths are ``str`` inside (pathlib costs a start-up ~7 ms here); the public API still
 # hands out ``Path`` objects where it always did, building them only when asked.
@@ -240,11 +240,7 @@ class MaildirBatch:
 
 def _fsync_path(path: str) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(path)
     except OSError as exc:
         raise LocalIOError(f"cannot store {path}: {exc.strerror or exc}") from exc
 
