@@ -23,6 +23,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-
 if TYPE_CHECKING:
     from typing import Any
 
+    from mailtool.protocol.imap.types import UIDSet
+
 
 @record(frozen=True)
 class Mailbox:
@@ -148,9 +150,15 @@ class MailboxCommands(IMAPCore):
         readonly: bool = False,
         condstore: bool = False,
         qresync: tuple[int, int, str | None] | None = None,
+        on_vanished: Callable[[UIDSet], None] | None = None,
     ) -> Callable[[], SelectInfo]:
         """Send SELECT/EXAMINE now; the returned function waits for the answer and gives
-        what ``select`` gives (local work can be done while the server computes it)."""
+        what ``select`` gives (local work can be done while the server computes it).
+
+        ``on_vanished`` is called with each ``VANISHED (EARLIER)`` set as it arrives (before
+        the changed messages' FETCH lines that follow it), so a caller can start removing
+        local copies while the rest of the answer is read; the sets are also in the result.
+        """
         info = SelectInfo(name=mailbox, readonly=readonly)
         params: list[Any] = []
         if qresync is not None and "QRESYNC" in self.enabled:
@@ -176,6 +184,8 @@ class MailboxCommands(IMAPCore):
                     info.flags = response.value
                 elif response.kind == "VANISHED":
                     info.vanished.append(response.value.uids)
+                    if on_vanished is not None:
+                        on_vanished(response.value.uids)
                 elif response.kind == "FETCH":
                     info.fetches.append(response.value)
             elif isinstance(response, StatusResponse) and response.code is not None:
