@@ -12,7 +12,7 @@ secrets with ``log_as`` so the transcript never holds them.
 
 from __future__ import annotations
 
-import socket
+import _socket
 import sys
 
 from mailtool.errors import (
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mailtool.protocol.tls import TLSInfo, TLSSettings
+    from mailtool.protocol.tlssock import TLSSocket
     from mailtool.protocol.transcript import Transcript
 
 #: Default per-operation timeout in seconds. RFC 5321 section 4.5.3.2 asks for minutes on
@@ -42,44 +43,24 @@ DEFAULT_TIMEOUT = 60.0
 
 
 class _NoSSLError(Exception):
-    """Stands for ``ssl`` errors while ``ssl`` is not imported: none can happen then."""
+    """Stands for TLS errors while no TLS module is loaded: none can happen then."""
 
 
 def _ssl_errors(*names: str) -> tuple[type[BaseException], ...]:
-    """``ssl`` exception classes by name, for ``except`` clauses; ``ssl`` is imported only
-    for TLS (it costs every cleartext start, mailtool-sendmail's included)."""
-    module = sys.modules.get("ssl")
-    if module is None:
+    """TLS exception classes by name, for ``except`` clauses; the TLS layer is imported
+    only for TLS (it costs every cleartext start, mailtool-sendmail's included)."""
+    if "mailtool.protocol.tlssock" not in sys.modules:
         return (_NoSSLError,)
-    return tuple(getattr(module, name) for name in names)
+    from mailtool.protocol.tlssock import errors
+
+    return errors(*names)
 
 
-def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
-    """A client context: system CAs (or ``ca_file``), host names checked, TLS 1.2 minimum.
+def _tls_error(exc: BaseException, host: str) -> TLSError:
+    from mailtool.protocol.tlssock import cert_verification_error
 
-    The system CA store is loaded only when something will be verified against it: not
-    with ``ca_file`` (``create_default_context`` loads only that file) and not with
-    ``insecure`` (opportunistic MX delivery), where loading it would cost milliseconds of
-    every connection for nothing.
-    """
-    import ssl
-
-    if settings.insecure and not settings.ca_file:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    else:
-        ctx = ssl.create_default_context(cafile=settings.ca_file)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if settings.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def _tls_error(exc: ssl.SSLError, host: str) -> TLSError:
-    import ssl
-
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        detail = exc.verify_message or str(exc)
+    if isinstance(exc, cert_verification_error()):
+        detail = getattr(exc, "verify_message", None) or str(exc)
         return TLSError(
             f"certificate of {host} not trusted: {detail}",
             step="TLS handshake",
@@ -92,7 +73,23 @@ def _tls_error(exc: ssl.SSLError, host: str) -> TLSError:
             step="TLS handshake",
             hint="this port probably expects STARTTLS or cleartext: try --tls starttls",
         )
-    return TLSError(f"TLS handshake with {host} failed: {exc.reason or text}", step="TLS handshake")
+    reason = getattr(exc, "reason", None) or text
+    return TLSError(f"TLS handshake with {host} failed: {reason}", step="TLS handshake")
+
+
+class _Socket(_socket.socket):
+    """The C socket type, made weak-referenceable (a TLS session refers to its socket
+    weakly): what ``socket.socket`` adds that we use."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _socket_class() -> type[_socket.socket]:
+    """``socket.socket`` when the ``socket`` module is loaded anyway (the tests' loopback
+    guard patches its ``connect``), else ``_Socket``: the module itself costs ~8 ms of
+    every start (it turns the constants into enums) and adds nothing else we use."""
+    module = sys.modules.get("socket")
+    return module.socket if module is not None else _Socket
 
 
 def _host_arg(host: str) -> str | bytes:
@@ -121,7 +118,7 @@ class Transport:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: _socket.socket,
         host: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
@@ -186,21 +183,21 @@ class Transport:
         try:
             if addresses is not None:
                 for addr in addresses:
-                    for info in socket.getaddrinfo(
-                        _host_arg(addr), port, type=socket.SOCK_STREAM,
-                        flags=socket.AI_NUMERICHOST,
+                    for info in _socket.getaddrinfo(
+                        _host_arg(addr), port, type=_socket.SOCK_STREAM,
+                        flags=_socket.AI_NUMERICHOST,
                     ):
                         candidates.append((info[0], info[4]))
             else:
-                for info in socket.getaddrinfo(_host_arg(host), port, type=socket.SOCK_STREAM):
+                for info in _socket.getaddrinfo(_host_arg(host), port, type=_socket.SOCK_STREAM):
                     candidates.append((info[0], info[4]))
-        except socket.gaierror as exc:
+        except _socket.gaierror as exc:
             raise ConnectFailedError(
                 f"cannot resolve {host}: {exc.strerror}", step="connect"
             ) from exc
         errors: list[str] = []
         for family, sockaddr in candidates:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = _socket_class()(family, _socket.SOCK_STREAM)
             sock.settimeout(ctimeout)
             if transcript is not None:
                 transcript.note(f"connecting to {sockaddr[0]} port {sockaddr[1]}")
@@ -211,7 +208,7 @@ class Transport:
                 reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
                 errors.append(f"{sockaddr[0]}: {reason}")
                 continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             transport = cls(
                 sock, host, timeout=timeout, transcript=transcript,
                 peer=(str(sockaddr[0]), int(sockaddr[1])),
@@ -225,16 +222,14 @@ class Transport:
         raise ConnectFailedError(f"cannot connect to {host} port {port}: {detail}", step="connect")
 
     def _wrap(self, settings: TLSSettings) -> TLSInfo:
-        import ssl
+        from mailtool.protocol import tlssock
 
         self._apply_timeout()
-        ctx = make_ssl_context(settings)
+        ctx = tlssock.client_context(settings)
         server_name = settings.server_hostname or self.host
-        # An ASCII name as bytes: ssl would run a str through the idna codec (~2.5 ms).
-        sni: str | bytes = server_name.encode("ascii") if server_name.isascii() else server_name
         try:
-            tls_sock = ctx.wrap_socket(self._sock, server_hostname=sni)
-        except ssl.SSLError as exc:
+            tls_sock = tlssock.wrap(self._sock, ctx, server_name)
+        except tlssock.errors("SSLError") as exc:
             self.close()
             raise _tls_error(exc, server_name) from exc
         except TimeoutError as exc:
@@ -270,7 +265,7 @@ class Transport:
         return self._wrap(settings)
 
     @staticmethod
-    def _tls_facts(sock: ssl.SSLSocket, *, verified: bool) -> TLSInfo:
+    def _tls_facts(sock: TLSSocket | ssl.SSLSocket, *, verified: bool) -> TLSInfo:
         from mailtool.protocol.tls import TLSInfo
 
         cipher = sock.cipher()

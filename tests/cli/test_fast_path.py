@@ -245,7 +245,7 @@ def _timeless(doc: Any) -> Any:
 HEAVY = ("click", "rich", "email", "dns", "keyring")
 #: ... nor, on the runs cron repeats all day (a send, a rerun with nothing new), the
 #: start-up costs the CLI and the library both avoid.
-HEAVY_RERUN = (*HEAVY, "typing", "pathlib", "json", "logging", "dataclasses")
+HEAVY_RERUN = (*HEAVY, "typing", "pathlib", "json", "logging", "dataclasses", "ssl", "socket")
 
 
 def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:

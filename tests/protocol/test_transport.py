@@ -267,15 +267,19 @@ def test_transcript_records_redacted_secret() -> None:
 
 
 def test_source_tree_keeps_socket_in_transport() -> None:
-    """Only transport.py may import socket or ssl (import boundary, STYLE.md)."""
+    """Only the transport layer (transport.py and its TLS half, tlssock.py) may import
+    socket or ssl, or the C modules under them (import boundary, STYLE.md)."""
     root = Path(__file__).resolve().parents[2] / "mailtool"
+    layer = {root / "protocol" / "transport.py", root / "protocol" / "tlssock.py"}
     offenders = []
     for path in root.rglob("*.py"):
-        if path.name == "transport.py":
+        if path in layer:
             continue
         text = path.read_text()
         for line in text.splitlines():
             stripped = line.strip()
-            if stripped.startswith(("import socket", "import ssl", "from socket", "from ssl")):
+            if stripped.startswith(("import socket", "import ssl", "from socket", "from ssl",
+                                    "import _socket", "import _ssl", "from _socket",
+                                    "from _ssl")):
                 offenders.append(f"{path.relative_to(root)}: {stripped}")
     assert offenders == []

@@ -1,0 +1,144 @@
+"""Client TLS on a connected socket, built on the ``_ssl`` extension (part of ``transport``).
+
+Why not the ``ssl`` module: importing ``ssl`` (with the ``socket`` module it needs) costs
+about 20 ms of every TLS start here, most of it turning constants into enums; ``_ssl`` is the
+C extension ``ssl`` itself wraps, and loads in about 2 ms. We use four things of it: a client
+context, ``_wrap_socket``, the handshake and the record reads and writes. The certificate and
+host name checks are OpenSSL's in both cases; the context gets the same settings as
+``ssl.create_default_context`` (tests/protocol/test_tlssock.py compares them).
+
+``_ssl`` is CPython's private API. Where it lacks what we use (another implementation, a
+future release), ``NATIVE`` is False and the ``ssl`` module does the same job: the rest of the
+transport sees the same methods either way (``settimeout``, ``recv_into``, ``sendall``,
+``close``, ``getpeername``, ``cipher``, ``version``, ``getpeercert``).
+"""
+
+from __future__ import annotations
+
+import _ssl
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mailtool.protocol.tls import TLSSettings
+
+#: Whether this interpreter's ``_ssl`` offers what ``wrap`` uses (tests switch it off to run
+#: the ``ssl`` module fallback).
+NATIVE = (hasattr(_ssl, "_SSLContext") and hasattr(_ssl._SSLContext, "_wrap_socket")
+          and hasattr(_ssl, "PROTOCOL_TLS_CLIENT") and hasattr(_ssl, "SSLCertVerificationError"))
+
+#: TLS 1.2, the lowest version we speak (RFC 8996 retired 1.0 and 1.1; RFC 8314 asks 1.2+).
+TLS_1_2 = 0x0303
+_CERT_NONE = 0
+
+
+class TLSSocket:
+    """A TLS session over a connected ``_socket.socket``, with the socket-like methods
+    ``Transport`` uses. Timeouts are the raw socket's (``_ssl`` reads them per call)."""
+
+    __slots__ = ("_raw", "_tls")
+
+    def __init__(self, raw: Any, tls: Any) -> None:
+        self._raw = raw
+        self._tls = tls
+
+    def settimeout(self, seconds: float | None) -> None:
+        self._raw.settimeout(seconds)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        try:
+            return int(self._tls.read(nbytes or len(buffer), buffer))
+        except _ssl.SSLEOFError:
+            return 0  # the peer closed without close_notify: end of stream, as ssl reports it
+
+    def sendall(self, data: Any) -> None:
+        write = self._tls.write
+        with memoryview(data) as view:
+            sent = write(view)
+            while sent < len(view):
+                sent += write(view[sent:])
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def getpeername(self) -> Any:
+        return self._raw.getpeername()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self._tls.cipher()  # type: ignore[no-any-return]
+
+    def version(self) -> str | None:
+        return self._tls.version()  # type: ignore[no-any-return]
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._tls.getpeercert(binary_form)
+
+
+def client_context(settings: TLSSettings) -> Any:
+    """A client context: the system CAs (or ``ca_file``), host names checked, TLS 1.2 at
+    least; nothing checked with ``insecure``.
+
+    The system CA store is loaded only when something will be verified against it: not
+    with ``ca_file`` and not with ``insecure`` (opportunistic MX delivery), where loading
+    it (tens of milliseconds for a full bundle) would cost every connection for nothing.
+    """
+    if not NATIVE:
+        return _stdlib_context(settings)
+    ctx = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    if settings.ca_file:
+        ctx.load_verify_locations(settings.ca_file)
+    elif not settings.insecure:
+        ctx.set_default_verify_paths()
+    ctx.minimum_version = TLS_1_2
+    if settings.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = _CERT_NONE
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog and not settings.insecure:
+        # What ssl.create_default_context honours too: session keys for Wireshark.
+        ctx.keylog_filename = keylog
+    return ctx
+
+
+def _stdlib_context(settings: TLSSettings) -> Any:
+    import ssl
+
+    if settings.insecure and not settings.ca_file:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        ctx = ssl.create_default_context(cafile=settings.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def wrap(raw: Any, ctx: Any, server_name: str) -> Any:
+    """Run the client handshake on the connected socket ``raw``; return the TLS socket.
+
+    ``server_name`` is sent as SNI and checked against the certificate (OpenSSL does both;
+    an IP address is checked as one and sends no SNI).
+
+    Raises:
+        ssl errors (``_ssl.SSLError`` and subclasses), TimeoutError, OSError.
+    """
+    # An ASCII name goes as it is: the idna codec would cost ~2.5 ms of imports for nothing.
+    name = server_name if server_name.isascii() else server_name.encode("idna").decode("ascii")
+    if not NATIVE:
+        return ctx.wrap_socket(raw, server_hostname=name)
+    tls = ctx._wrap_socket(raw, False, name)
+    tls.do_handshake()
+    return TLSSocket(raw, tls)
+
+
+def cert_verification_error() -> type[BaseException]:
+    """The class of a failed certificate check (the same class ``ssl`` exports)."""
+    return _ssl.SSLCertVerificationError
+
+
+def errors(*names: str) -> tuple[type[BaseException], ...]:
+    """``_ssl`` exception classes by name (``ssl`` re-exports these very classes)."""
+    return tuple(getattr(_ssl, name) for name in names)

@@ -1,0 +1,146 @@
+"""The TLS layer on ``_ssl`` (tlssock) and its ``ssl`` module fallback: the same context
+settings as ``ssl.create_default_context``, and the same behaviour through ``Transport``
+(verification, host names, ragged EOF, big writes) on both paths."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from mailtool.errors import ConnectionLostError, TLSError
+from mailtool.protocol import tlssock, transport
+from mailtool.protocol.tls import TLSSettings
+from mailtool.protocol.transport import Transport
+from tests.faults.server import Conn, ScriptedServer
+from tests.servers.ca import TestCA
+
+pytestmark = pytest.mark.timeout(30)
+
+SETTINGS = ("options", "verify_mode", "check_hostname", "minimum_version", "maximum_version",
+            "verify_flags", "security_level", "post_handshake_auth")
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+def _settings_of(ctx: object) -> dict[str, object]:
+    found = {name: getattr(ctx, name) for name in SETTINGS}
+    found["ciphers"] = [c["name"] for c in ctx.get_ciphers()]  # type: ignore[attr-defined]
+    found["store"] = ctx.cert_store_stats()  # type: ignore[attr-defined]
+    return found
+
+
+def _reference(settings: TLSSettings) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=settings.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@pytest.mark.skipif(not tlssock.NATIVE, reason="this Python's _ssl lacks the native API")
+@pytest.mark.parametrize("with_ca", [True, False], ids=["ca-file", "system-store"])
+def test_native_context_matches_create_default_context(ca: TestCA, with_ca: bool) -> None:
+    settings = TLSSettings(ca_file=str(ca.ca_file) if with_ca else None)
+    ours = tlssock.client_context(settings)
+    assert not isinstance(ours, ssl.SSLContext)  # really the C type, not the ssl module's
+    assert _settings_of(ours) == _settings_of(_reference(settings))
+    assert ours.verify_mode == ssl.CERT_REQUIRED and ours.check_hostname
+    assert ours.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_insecure_context_checks_nothing_and_loads_no_store() -> None:
+    ctx = tlssock.client_context(TLSSettings(insecure=True))
+    assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] == 0
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def _greet_and_echo(conn: Conn) -> None:
+    conn.send(b"* OK hello\r\n")
+    line = conn.readline()
+    conn.send(b"echo " + line)
+    conn.read_until_closed()
+
+
+@pytest.fixture(params=["native", "stdlib"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs on the ``_ssl`` path (with the bare socket type the CLI uses) and on
+    the ``ssl`` module fallback."""
+    if request.param == "native":
+        if not tlssock.NATIVE:
+            pytest.skip("this Python's _ssl lacks the native API")
+        monkeypatch.setattr(transport, "_socket_class", lambda: transport._Socket)
+    else:
+        monkeypatch.setattr(tlssock, "NATIVE", False)
+    return str(request.param)
+
+
+@pytest.fixture
+def tls_server(ca: TestCA) -> Iterator[ScriptedServer]:
+    with ScriptedServer(_greet_and_echo, tls=ca.server_context()) as srv:
+        yield srv
+
+
+def test_verified_session_reads_writes_and_reports(path: str, ca: TestCA,
+                                                   tls_server: ScriptedServer) -> None:
+    t = Transport.connect("localhost", tls_server.port, timeout=5,
+                          tls=TLSSettings(ca_file=str(ca.ca_file)))
+    try:
+        expected = tlssock.TLSSocket if path == "native" else ssl.SSLSocket
+        assert isinstance(t._sock, expected)
+        assert t.readline() == b"* OK hello\r\n"
+        t.send(b"ping\r\n")
+        assert t.readline() == b"echo ping\r\n"
+        info = t.tls_info
+        assert info is not None and info.verified and info.version.startswith("TLSv1.")
+        assert info.subject and "localhost" in info.alt_names and info.bits
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize("kind", ["wrong_host", "untrusted", "expired"])
+def test_bad_certificate_refused(path: str, ca: TestCA, kind: str) -> None:
+    with ScriptedServer(_greet_and_echo, tls=getattr(ca, kind)().server_context()) as srv:
+        with pytest.raises(TLSError) as err:
+            Transport.connect("localhost", srv.port, timeout=5,
+                              tls=TLSSettings(ca_file=str(ca.ca_file)))
+    assert "not trusted" in str(err.value) and err.value.step == "TLS handshake"
+
+
+def test_close_without_close_notify_is_end_of_stream(path: str, ca: TestCA) -> None:
+    def half_line_then_gone(conn: Conn) -> None:
+        conn.send(b"* OK hel")
+        conn.close()  # the TCP connection ends with no TLS close_notify
+
+    with ScriptedServer(half_line_then_gone, tls=ca.server_context()) as srv:
+        t = Transport.connect("localhost", srv.port, timeout=5,
+                              tls=TLSSettings(ca_file=str(ca.ca_file)))
+        try:
+            with pytest.raises(ConnectionLostError) as err:
+                t.readline()
+        finally:
+            t.close()
+    assert "closed the connection" in str(err.value)
+
+
+def test_big_write_arrives_whole(path: str, ca: TestCA) -> None:
+    size = 3 * 1024 * 1024 + 7  # many TLS records, more than a socket buffer holds
+
+    def count(conn: Conn) -> None:
+        conn.send(b"* OK\r\n")
+        data = conn.read_exact(size)
+        conn.send(f"got {len(data)} {data.count(b'x')}\r\n".encode())
+        conn.read_until_closed()
+
+    with ScriptedServer(count, tls=ca.server_context()) as srv:
+        t = Transport.connect("localhost", srv.port, timeout=10,
+                              tls=TLSSettings(ca_file=str(ca.ca_file)))
+        try:
+            assert t.readline() == b"* OK\r\n"
+            t.send(b"x" * size)
+            assert t.readline() == f"got {size} {size}\r\n".encode()
+        finally:
+            t.close()
