@@ -13,6 +13,7 @@ from mailtool.protocol.transport import DEFAULT_TIMEOUT
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -22,12 +23,18 @@ def connect_endpoint(
     timeout: float = DEFAULT_TIMEOUT,
     transcript: Transcript | None = None,
     login: bool = True,
+    while_waiting: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> IMAPClient:
     """Connect to a resolved ``endpoint.Endpoint`` as its TLS mode says and log in.
 
     The cleartext check (``endpoint.check_plaintext_auth``) runs right before credentials
     are looked up and sent, on every path.
+
+    ``while_waiting`` is run once, the first time the client waits for the server after
+    the login was sent (the server is checking the password then): the caller's chance to
+    do start-up work of its own, such as importing the modules it needs next, without
+    making the server wait. It must not use the connection.
     """
     client = IMAPClient.connect(
         endpoint.host,
@@ -41,8 +48,21 @@ def connect_endpoint(
     try:
         if login and not client.authenticated:
             check_plaintext_auth(endpoint, client.tls_active)
-            client.authenticate(credentials(endpoint), wanted=endpoint.auth)
+            creds = credentials(endpoint)
+            if while_waiting is not None:
+                _run_once_on_wait(client, while_waiting)
+            client.authenticate(creds, wanted=endpoint.auth)
     except BaseException:
         client.close()
         raise
     return client
+
+
+def _run_once_on_wait(client: IMAPClient, work: Callable[[], None]) -> None:
+    transport = client.transport
+
+    def once() -> None:
+        transport.on_wait = None
+        work()
+
+    transport.on_wait = once

@@ -34,8 +34,6 @@ def run(
     from mailtool.errors import UsageError
     from mailtool.exitcodes import worst
     from mailtool.imapconn import connect_endpoint
-    from mailtool.sync.engine import SyncOptions, choose_folders, sync_folders
-    from mailtool.sync.source import IMAPSource
 
     account = app.account()
     section = account.service("imap") if account else None
@@ -48,15 +46,20 @@ def run(
     root = os.path.expanduser(maildir)
     endpoint = resolve_endpoint("imap", conn, section, account=account.name if account else None)
     show_progress = sys.stderr.isatty() and not app.quiet and not app.json and not dry_run
-    options = SyncOptions(
-        dry_run=dry_run,
-        keep_deleted=keep_deleted,
-        allow_mass_delete=allow_mass_delete,
-        max_delete_share=max_delete_share,
-        progress=_RichProgress if show_progress else SyncOptions().progress,
-    )
-    client = connect_endpoint(endpoint, timeout=app.timeout, transcript=app.transcript())
+    # The sync modules are imported while the server checks the password.
+    client = connect_endpoint(endpoint, timeout=app.timeout, transcript=app.transcript(),
+                              while_waiting=_import_sync)
     try:
+        from mailtool.sync.engine import SyncOptions, choose_folders, sync_folders
+        from mailtool.sync.source import IMAPSource
+
+        options = SyncOptions(
+            dry_run=dry_run,
+            keep_deleted=keep_deleted,
+            allow_mass_delete=allow_mass_delete,
+            max_delete_share=max_delete_share,
+            progress=_RichProgress if show_progress else SyncOptions().progress,
+        )
         source = IMAPSource(client)
         available = source.folders()
         _write_folder_cache(endpoint, available)
@@ -72,6 +75,11 @@ def run(
         client.close()
     _report(app, results, dry_run)
     return int(worst(*(r.exit_code for r in results)))
+
+
+def _import_sync() -> None:
+    import mailtool.sync.engine
+    import mailtool.sync.source  # noqa: F401
 
 
 def _write_folder_cache(endpoint: Any, available: Any) -> None:
