@@ -244,8 +244,10 @@ def _timeless(doc: Any) -> Any:
 #: slow libraries it has no use for.
 HEAVY = ("click", "rich", "email", "dns", "keyring")
 #: ... nor, on the runs cron repeats all day (a send, a rerun with nothing new), the
-#: start-up costs the CLI and the library both avoid.
-HEAVY_RERUN = (*HEAVY, "typing", "pathlib", "json", "logging", "dataclasses", "ssl", "socket")
+#: start-up costs the CLI and the library both avoid (TLS runs on _ssl/_socket, SASL
+#: encodes with binascii).
+HEAVY_RERUN = (*HEAVY, "typing", "pathlib", "json", "logging", "dataclasses", "ssl", "socket",
+               "base64")
 
 
 def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
