@@ -82,7 +82,8 @@ def client_context(settings: TLSSettings) -> Any:
 
     The system CA store is loaded only when something will be verified against it: not
     with ``ca_file`` and not with ``insecure`` (opportunistic MX delivery), where loading
-    it (tens of milliseconds for a full bundle) would cost every connection for nothing.
+    it (tens of milliseconds for a full bundle) would cost every connection for nothing;
+    and then lazily where it can be (``trust_system``).
     """
     if not NATIVE:
         return _stdlib_context(settings)
@@ -90,7 +91,7 @@ def client_context(settings: TLSSettings) -> Any:
     if settings.ca_file:
         ctx.load_verify_locations(settings.ca_file)
     elif not settings.insecure:
-        ctx.set_default_verify_paths()
+        trust_system(ctx)
     ctx.minimum_version = TLS_1_2
     if settings.insecure:
         ctx.check_hostname = False
@@ -100,6 +101,54 @@ def client_context(settings: TLSSettings) -> Any:
         # What ssl.create_default_context honours too: session keys for Wireshark.
         ctx.keylog_filename = keylog
     return ctx
+
+
+def trust_system(ctx: Any) -> None:
+    """Trust the system's CAs: OpenSSL's default bundle file and hashed directory, as
+    ``set_default_verify_paths`` does, but only the directory when it holds every
+    certificate of the bundle.
+
+    OpenSSL reads the bundle file whole, parsing each of its ~150 certificates (about
+    45 ms here, on every connection), while it looks a directory up by subject hash and
+    reads just the CA a chain needs. Debian's update-ca-certificates keeps both complete;
+    when the directory has fewer hashed names than the file has certificates (a CA
+    appended to the bundle by hand, a system with no hashed directory), both are loaded.
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` override the defaults, as in OpenSSL.
+    """
+    file_env, default_file, dir_env, default_dir = _ssl.get_default_verify_paths()
+    bundle = os.environ.get(file_env) or default_file
+    directory = os.environ.get(dir_env) or default_dir
+    hashed = _hashed_names(directory) if directory else 0
+    if hashed and hashed >= _certificates_in(bundle):
+        ctx.load_verify_locations(None, directory)
+    else:
+        ctx.set_default_verify_paths()
+
+
+def _hashed_names(directory: str) -> int:
+    """How many ``HHHHHHHH.N`` names (OpenSSL's subject-hash links) ``directory`` holds."""
+    count = 0
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name = entry.name
+                if (len(name) > 9 and name[8] == "." and name[9:].isdigit()
+                        and all(c in "0123456789abcdef" for c in name[:8])):
+                    count += 1
+    except OSError:
+        return 0
+    return count
+
+
+def _certificates_in(bundle: str | None) -> int:
+    """How many PEM certificates the bundle file holds (0 when there is none)."""
+    if not bundle:
+        return 0
+    try:
+        with open(bundle, "rb") as handle:
+            return handle.read().count(b"-----BEGIN CERTIFICATE-----")
+    except OSError:
+        return 0
 
 
 def _stdlib_context(settings: TLSSettings) -> Any:

@@ -4,10 +4,14 @@ settings as ``ssl.create_default_context``, and the same behaviour through ``Tra
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 
 from mailtool.errors import ConnectionLostError, TLSError
 from mailtool.protocol import tlssock, transport
@@ -27,10 +31,11 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     return TestCA(tmp_path_factory.mktemp("ca"))
 
 
-def _settings_of(ctx: object) -> dict[str, object]:
+def _settings_of(ctx: object, store: bool = True) -> dict[str, object]:
     found = {name: getattr(ctx, name) for name in SETTINGS}
     found["ciphers"] = [c["name"] for c in ctx.get_ciphers()]  # type: ignore[attr-defined]
-    found["store"] = ctx.cert_store_stats()  # type: ignore[attr-defined]
+    if store:
+        found["store"] = ctx.cert_store_stats()  # type: ignore[attr-defined]
     return found
 
 
@@ -46,7 +51,8 @@ def test_native_context_matches_create_default_context(ca: TestCA, with_ca: bool
     settings = TLSSettings(ca_file=str(ca.ca_file) if with_ca else None)
     ours = tlssock.client_context(settings)
     assert not isinstance(ours, ssl.SSLContext)  # really the C type, not the ssl module's
-    assert _settings_of(ours) == _settings_of(_reference(settings))
+    # The system store may be loaded lazily (see the trust_system tests below).
+    assert _settings_of(ours, with_ca) == _settings_of(_reference(settings), with_ca)
     assert ours.verify_mode == ssl.CERT_REQUIRED and ours.check_hostname
     assert ours.minimum_version == ssl.TLSVersion.TLSv1_2
 
@@ -144,3 +150,90 @@ def test_big_write_arrives_whole(path: str, ca: TestCA) -> None:
             assert t.readline() == f"got {size} {size}\r\n".encode()
         finally:
             t.close()
+
+
+# --- the system store: the hashed directory alone when it is complete ------------------
+
+def _hashed_dir(directory: Path, *pems: bytes) -> Path:
+    """A directory of certificates named by OpenSSL subject hash, as c_rehash makes."""
+    directory.mkdir()
+    for index, pem in enumerate(pems):
+        source = directory.parent / f"cert{index}.pem"
+        source.write_bytes(pem)
+        digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(source)],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        (directory / f"{digest}.0").write_bytes(pem)
+    return directory
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,
+                                   reason="the openssl command computes the subject hashes")
+
+
+@pytest.fixture
+def system_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    yield tmp_path
+
+
+@needs_openssl
+@pytest.mark.skipif(not tlssock.NATIVE, reason="this Python's _ssl lacks the native API")
+def test_complete_hashed_directory_is_read_lazily_and_verifies(
+        ca: TestCA, tls_server: ScriptedServer, system_store: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = system_store / "bundle.pem"
+    bundle.write_bytes(ca.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_dir(system_store / "certs", ca.ca_pem)))
+    ctx = tlssock.client_context(TLSSettings())
+    assert ctx.cert_store_stats()["x509_ca"] == 0  # nothing parsed up front
+    t = Transport.connect("localhost", tls_server.port, timeout=5, tls=TLSSettings())
+    try:
+        assert t.readline() == b"* OK hello\r\n"
+        assert t.tls_info is not None and t.tls_info.verified
+    finally:
+        t.close()
+
+
+@needs_openssl
+@pytest.mark.skipif(not tlssock.NATIVE, reason="this Python's _ssl lacks the native API")
+def test_bundle_with_more_certificates_than_the_directory_is_loaded_whole(
+        ca: TestCA, tls_server: ScriptedServer, system_store: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    other = trustme.CA(organization_name="mailtool other CA").cert_pem.bytes()
+    bundle = system_store / "bundle.pem"
+    bundle.write_bytes(other + ca.ca_pem)  # our CA appended by hand, never hashed
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_dir(system_store / "certs", other)))
+    ctx = tlssock.client_context(TLSSettings())
+    assert ctx.cert_store_stats()["x509_ca"] == 2
+    t = Transport.connect("localhost", tls_server.port, timeout=5, tls=TLSSettings())
+    try:
+        assert t.tls_info is not None and t.tls_info.verified
+    finally:
+        t.close()
+
+
+@pytest.mark.skipif(not tlssock.NATIVE, reason="this Python's _ssl lacks the native API")
+def test_no_hashed_directory_loads_the_bundle(ca: TestCA, system_store: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = system_store / "bundle.pem"
+    bundle.write_bytes(ca.ca_pem)
+    (system_store / "empty").mkdir()
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(system_store / "empty"))
+    assert tlssock.client_context(TLSSettings()).cert_store_stats()["x509_ca"] == 1
+
+
+def test_system_store_still_refuses_an_unknown_ca(ca: TestCA, system_store: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    other = trustme.CA(organization_name="mailtool other CA").cert_pem.bytes()
+    bundle = system_store / "bundle.pem"
+    bundle.write_bytes(other)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(system_store / "none"))
+    with ScriptedServer(_greet_and_echo, tls=ca.server_context()) as srv:
+        with pytest.raises(TLSError) as err:
+            Transport.connect("localhost", srv.port, timeout=5, tls=TLSSettings())
+    assert "not trusted" in str(err.value)
