@@ -431,14 +431,22 @@ def test_parse_line_raises_only_protocol_errors(data: bytes) -> None:
 
 
 # --- the FETCH fast path agrees with the general parser ---------------------------------
+_MAX = 2**63 - 1  # the lexer's MAX_NUMBER
+_NUMBER = st.one_of(st.integers(0, 2**64), st.sampled_from(
+    [0, 1, 10**17, 10**18 - 1, 10**18, _MAX - 1, _MAX, _MAX + 1, 10**19 - 1, 10**19]))
+_FLAG = st.sampled_from(["\\Seen", "\\Flagged", "$Label1", "NIL", "nil", "\\Draft",
+                         "a.b-c_d", "\\*", "x\"y", "\\NIL", "Nil", "\\", "*", "%", "a]"])
 _ITEM_TEXT = st.one_of(
-    st.builds(lambda n: f"UID {n}", st.integers(0, 2**64)),
-    st.builds(lambda n: f"RFC822.SIZE {n}", st.integers(0, 2**32)),
-    st.builds(lambda n: f"MODSEQ ({n})", st.integers(0, 2**64)),
-    st.builds(lambda fl: "FLAGS (" + " ".join(fl) + ")",
-              st.lists(st.sampled_from(["\\Seen", "\\Flagged", "$Label1", "NIL", "\\Draft",
-                                        "a.b-c_d", "\\*", "x\"y"]), max_size=4)),
-    st.sampled_from(["INTERNALDATE \"01-Jan-2024 10:00:00 +0000\"", "X-GM-LABELS ()"]),
+    st.builds(lambda name, n: f"{name} {n}", st.sampled_from(["UID", "uid", "Uid"]), _NUMBER),
+    st.builds(lambda name, n: f"{name} {n}", st.sampled_from(["RFC822.SIZE", "rfc822.size"]),
+              _NUMBER),
+    st.builds(lambda name, n: f"{name} ({n})", st.sampled_from(["MODSEQ", "modseq"]), _NUMBER),
+    st.builds(lambda name, fl, sep: f"{name} (" + sep.join(fl) + ")",
+              st.sampled_from(["FLAGS", "FLAGS", "flags"]), st.lists(_FLAG, max_size=4),
+              st.sampled_from([" ", " ", "  "])),
+    st.sampled_from(["INTERNALDATE \"01-Jan-2024 10:00:00 +0000\"", "X-GM-LABELS ()",
+                     "FLAGS NIL", "UID NIL", "MODSEQ (1 2)", "UID -1", "UID 1.5", "FLAGS ( )",
+                     "FLAGS (\\Seen )", "UID  7", "MODSEQ ( 5)"]),
 )
 
 
@@ -468,6 +476,15 @@ def test_fast_fetch_path_matches_the_general_parser(items: list[str], sep: str, 
         literals = []
     fast, full = _parse_both(segments, literals)
     assert fast == full
+    again, _ = _parse_both(segments, literals)  # now in an order the parser may have learnt
+    assert again == full
+    from mailtool.protocol.imap import parser
+
+    names = tuple(item.split(" ")[0] for item in items)
+    if items and sep == " " and all(name in parser._SHAPE_ITEMS for name in names):
+        parser._learn(names)  # whatever the values: this order's one-match path
+        shaped, _ = _parse_both(segments, literals)
+        assert shaped == full
 
 
 def test_fast_fetch_path_is_taken_for_sync_responses() -> None:
@@ -509,3 +526,125 @@ def test_prefix_fast_path_agrees_with_the_regexes(items: list[str], seq: int) ->
     finally:
         parser._fast_fetch = saved
     assert fast == slow
+
+
+# --- the session's one-pass FETCH lines agree with framing each line -------------------
+
+_OTHER_LINES = st.sampled_from([
+    b"* 3 EXISTS", b"* VANISHED (EARLIER) 1:3,7", b"* OK [HIGHESTMODSEQ 9] x",
+    b"* 4 FETCH (UID 3 BODY[HEADER] {5}\r\nab)\r\n FLAGS (\\Seen))",
+    b"* 5 FETCH (UID 3 RFC822.SIZE 2 FLAGS (\\Seen) BODY[] {2}\r\nxy)",
+    b"* 6 FETCH (UID 8 FLAGS {5}\r\n\\Seen)", b"* 7 FETCH (UID 9 FLAGS (\\Seen))\r",
+    b"* 8 FETCH (UID 9 FLAGS (\\Seen)) ", b"* 9 fetch (UID 9 FLAGS (\\Seen))",
+    b"A0001 OK done", b"A0009 OK not ours", b"", b"+ go on",
+])
+
+
+def _fetch_line_text(items: list[str], seq: int) -> bytes:
+    return f"* {seq} FETCH (".encode() + " ".join(items).encode() + b")"
+
+
+def _run(order: tuple[int, ...], values: list[tuple[int, str, int]]) -> list[bytes]:
+    """A plain line in ``order`` (it teaches the parser the order), then lines in the same
+    order with any values."""
+    def line(uid: int, flags: str, modseq: int) -> bytes:
+        texts = [f"UID {uid}", f"FLAGS ({flags})", f"MODSEQ ({modseq})"]
+        return _fetch_line_text([texts[i] for i in order], uid % 10**9 or 1)
+
+    return [line(1, "\\Seen", 1)] + [line(*v) for v in values]
+
+
+_LINE = st.one_of(
+    st.builds(lambda items, seq: [_fetch_line_text(items, seq)],
+              st.lists(_ITEM_TEXT, min_size=1, max_size=4),
+              st.sampled_from([1, 2, 9, 10, 9999999999, 10**10, 0])),
+    # runs in the orders servers send (what the one-pass path is for)
+    st.builds(_run, st.sampled_from([(0, 1, 2), (0, 2, 1), (1, 0), (0, 1), (2, 1, 0)]),
+              st.lists(st.tuples(_NUMBER, st.sampled_from(
+                  ["\\Seen", "", "\\Seen \\Flagged", "NIL", "$x \\*", "\\Seen  x", "nil"]),
+                  _NUMBER), max_size=5)),
+    st.builds(lambda line: [line], _OTHER_LINES),
+)
+
+
+def _session_responses(data: bytes, chunk: int, *, reference: bool) -> list[Any]:
+    """What a session makes of ``data`` fed ``chunk`` bytes at a time: events (responses
+    by value, commands by tag), the untagged responses kept on the command, and the type
+    of the error that ended it, if any. ``reference``: without the FETCH fast paths."""
+    from mailtool.protocol.imap import parser
+    from mailtool.protocol.imap import session as session_mod
+
+    saved = session_mod.fetch_lines, session_mod.parse_response
+    if reference:
+        session_mod.fetch_lines = lambda buf, limit: ([], 0)  # type: ignore[assignment]
+        session_mod.parse_response = parser.parse_full
+    events: list[Any] = []
+    try:
+        s = IMAPSession()
+        command = s.command("EXAMINE", "INBOX").command
+        try:
+            for i in range(0, len(data), chunk):
+                s.receive_data(data[i : i + chunk])
+                events.extend(s.events())
+        except ProtocolError as exc:
+            events.append(type(exc))
+        out = [*_normalise(events), ("untagged", list(command.untagged))]
+    finally:
+        session_mod.fetch_lines, session_mod.parse_response = saved
+    return out
+
+
+@given(st.lists(_LINE, max_size=8), st.sampled_from([b"\r\n", b"\n"]),
+       st.integers(1, 200))
+@settings(max_examples=300, deadline=None)
+def test_session_fetch_lines_match_the_general_parser(runs: list[list[bytes]], end: bytes,
+                                                      chunk: int) -> None:
+    """Whole runs of FETCH lines are parsed in one pass straight from the input buffer;
+    whatever the lines and however the bytes arrive, the events, the responses kept on
+    the command and the errors are those of framing each line and parsing it with the
+    general parser."""
+    data = b"".join(line + end for run in runs for line in run)
+    fast = _session_responses(data, chunk, reference=False)
+    assert fast == _session_responses(data, chunk, reference=True)
+    assert fast == _session_responses(data, len(data) + 1, reference=False)
+
+
+def test_session_fetch_lines_take_the_one_pass_path() -> None:
+    """A run of lines in the server's order is parsed in one pass (no framing per line),
+    and each line still becomes its own event, in order, attributed to the command."""
+    from mailtool.protocol.imap import session as session_mod
+
+    s = IMAPSession()
+    command = s.command("EXAMINE", "INBOX").command
+    lines = [b"* %d FETCH (UID %d FLAGS (\\Seen) MODSEQ (%d))" % (n, 10 * n, 100 + n)
+             for n in range(1, 201)]
+    s.receive_data(b"* VANISHED (EARLIER) 5:9\r\n" + b"\r\n".join(lines) + b"\r\nA0001 OK x\r\n")
+    framed = []
+    saved = session_mod.parse_response
+    session_mod.parse_response = lambda *a: framed.append(a) or saved(*a)  # type: ignore[assignment]
+    try:
+        events = list(s.events())
+    finally:
+        session_mod.parse_response = saved
+    assert len(framed) <= 3  # VANISHED, the first FETCH (learns the order), the tagged OK
+    assert [type(e).__name__ for e in events] == ["ResponseReceived"] * 201 + ["CommandDone"]
+    assert events[0].response.kind == "VANISHED"  # type: ignore[union-attr]
+    fetches = [e.response for e in events[1:-1]]  # type: ignore[union-attr]
+    assert fetches == [parse_line(line) for line in lines]
+    assert fetches[-1] == Untagged("FETCH", 200, FetchData(
+        200, {"UID": 2000, "FLAGS": ("\\Seen",), "MODSEQ": 300}))
+    assert all(e.command is command for e in events[:-1])  # type: ignore[union-attr]
+    assert command.untagged == [e.response for e in events[:-1]]  # type: ignore[union-attr]
+
+
+def test_session_fetch_lines_respect_the_line_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtool.protocol.imap import session as session_mod
+
+    monkeypatch.setattr(session_mod, "MAX_IMAP_LINE", 60)
+    s = IMAPSession()
+    s.command("EXAMINE", "INBOX")
+    short = b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (5))\r\n"
+    long = b"* 2 FETCH (UID 2 FLAGS (\\Seen" + b" \\Flagged" * 5 + b") MODSEQ (5))\r\n"
+    s.receive_data(short + short + long)
+    with pytest.raises(IMAPParseError, match="longer than 60"):
+        list(s.events())

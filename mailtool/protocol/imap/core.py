@@ -313,7 +313,18 @@ class IMAPCore:
         return self._handlers.get(command)
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, BodyChunk):
+        if type(event) is ResponseReceived:  # the most frequent event first
+            response = event.response
+            if self._sinks:
+                if isinstance(response, Untagged) and response.kind == "FETCH":
+                    response = self._attach_sinks(response)
+                self._sinks = []
+            if type(response) is not Untagged or response.kind != "FETCH":
+                self._observe(response)  # (a FETCH changes no connection state)
+            handler = self._handlers.get(event.command)  # type: ignore[arg-type]
+            if handler is not None and handler.on_response is not None:
+                handler.on_response(response)
+        elif isinstance(event, BodyChunk):
             self._sink.write(event.data)
         elif isinstance(event, BodyStart):
             self._body_start(event)
@@ -323,15 +334,6 @@ class IMAPCore:
             if done is not None:
                 done()
             self._sinks.append(sink)
-        elif isinstance(event, ResponseReceived):
-            response = event.response
-            if isinstance(response, Untagged) and response.kind == "FETCH" and self._sinks:
-                response = self._attach_sinks(response)
-            self._sinks = []
-            self._observe(response)
-            handler = self._handler_for(event.command)
-            if handler is not None and handler.on_response is not None:
-                handler.on_response(response)
         elif isinstance(event, ContinuationRequest):
             self._continuation = event.continuation
         elif isinstance(event, CommandDone):
@@ -441,8 +443,14 @@ class IMAPCore:
 
     def wait(self, command: Command) -> StatusResponse:
         """Process responses until ``command`` completes; return its tagged status."""
+        queued = self.session.queued_event
+        dispatch = self._dispatch
         while command.result is None:
-            self._pump()
+            event = queued()  # a screenful of FETCH lines is parsed in one go: no read
+            if event is None:
+                self._pump()
+            else:
+                dispatch(event)
         self.last_result = command.result
         return command.result
 

@@ -176,18 +176,19 @@ class MailboxCommands(IMAPCore):
 
         def collect(response: Response) -> None:
             if isinstance(response, Untagged):
-                if response.kind == "EXISTS" and response.number is not None:
+                kind = response.kind
+                if kind == "FETCH":  # by the hundred after QRESYNC: first
+                    info.fetches.append(response.value)
+                elif kind == "EXISTS" and response.number is not None:
                     info.exists = response.number
-                elif response.kind == "RECENT" and response.number is not None:
+                elif kind == "RECENT" and response.number is not None:
                     info.recent = response.number
-                elif response.kind == "FLAGS":
+                elif kind == "FLAGS":
                     info.flags = response.value
-                elif response.kind == "VANISHED":
+                elif kind == "VANISHED":
                     info.vanished.append(response.value.uids)
                     if on_vanished is not None:
                         on_vanished(response.value.uids)
-                elif response.kind == "FETCH":
-                    info.fetches.append(response.value)
             elif isinstance(response, StatusResponse) and response.code is not None:
                 code = response.code
                 if code.name == "UIDVALIDITY" and code.args:

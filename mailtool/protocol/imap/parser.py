@@ -17,6 +17,7 @@ FETCH items are typed: FLAGS, UID, RFC822.SIZE, MODSEQ, INTERNALDATE, ENVELOPE
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from mailtool.protocol.imap.lexer import MAX_NUMBER, IMAPParseError, Lexer, to_number
 from mailtool.protocol.imap.types import (
@@ -35,6 +36,7 @@ from mailtool.protocol.imap.types import (
     UIDSet,
     Untagged,
     Vanished,
+    fetch_response,
     text_of,
 )
 from mailtool.protocol.imap.utf7 import decode_mailbox
@@ -379,23 +381,148 @@ _UNTAGGED = {
 # --- FETCH ------------------------------------------------------------------------------
 
 # The FETCH responses a sync receives by the thousand hold only UID, RFC822.SIZE, MODSEQ
-# and FLAGS (plain atoms), sometimes ending in one streamed ``BODY[]`` literal. They take
-# a regex path, several times cheaper than the general parser; anything else, or anything
-# unusual about them, goes through the general parser, which is the reference.
+# and FLAGS (plain atoms), sometimes ending in one streamed ``BODY[]`` literal, and a
+# server sends them in one item order, line after line. The first such line of an order
+# goes through an item loop (one small regex per item); it teaches the parser a *shape*:
+# one regex for the whole line in that order. The lines after it take one match each,
+# straight from the session's input buffer (``fetch_lines``) or from a framed response
+# (``_fast_fetch``). Anything else, or anything unusual about them (NIL or odd flags,
+# numbers above MAX_NUMBER, lower-case names, other spacing), goes through the general
+# parser, which is the reference the fast paths are tested against.
 _FAST_BODY = b" BODY[] {"
 _fast_patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
 
+#: A flag in the fast paths: a system flag, ``\*`` or a plain keyword (no other atom
+#: characters, so decoding is plain ASCII and the general parser reads the same words).
+_FAST_FLAG = rb"(?:\\\*|\\?[A-Za-z0-9$_.-]+)"
+_FAST_FLAGS = rb"((?:" + _FAST_FLAG + rb"(?: " + _FAST_FLAG + rb")*)?)"
+#: In a shape, numbers have at most 18 digits, so none exceeds MAX_NUMBER (a longer one
+#: takes the item loop, which checks).
+_SHAPE_ITEMS = {
+    "UID": rb"UID ([0-9]{1,18})",
+    "RFC822.SIZE": rb"RFC822\.SIZE ([0-9]{1,18})",
+    "MODSEQ": rb"MODSEQ \(([0-9]{1,18})\)",
+    "FLAGS": rb"FLAGS \(" + _FAST_FLAGS + rb"\)",
+}
+_FAST_HEAD = rb"\* ([1-9][0-9]{0,9}) FETCH \("
+
+#: Most item orders remembered (servers use one or two; a hostile one gets no more).
+MAX_SHAPES = 32
+#: Most distinct flag lists whose decoded form is remembered (then the memo starts over).
+MAX_FLAG_MEMO = 1024
+
 
 def _fast() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """The fast path's patterns, compiled on first use (not every run sees a FETCH)."""
+    """The item loop's patterns, compiled on first use (not every run sees a FETCH)."""
     global _fast_patterns
     if _fast_patterns is None:
         _fast_patterns = (
-            re.compile(rb"\* ([1-9][0-9]{0,9}) FETCH \("),
+            re.compile(_FAST_HEAD),
             re.compile(rb"(UID|RFC822\.SIZE) ([0-9]{1,19})|MODSEQ \(([0-9]{1,19})\)"
-                       rb"|FLAGS \(((?:\\?[A-Za-z0-9$_.-]+(?: \\?[A-Za-z0-9$_.-]+)*)?)\)"),
+                       rb"|FLAGS \(" + _FAST_FLAGS + rb"\)"),
         )
     return _fast_patterns
+
+
+class _NotSimple(Exception):
+    """A line a shape matched holds something only the general parser may judge (NIL)."""
+
+
+_flag_memo: dict[bytes, tuple[str, ...]] = {}
+
+
+def _flag_words(raw: bytes) -> tuple[str, ...]:
+    """A fast-path flag list as the general parser reads it, decoded once per distinct
+    list (a folder has a handful).
+
+    Raises:
+        _NotSimple: the list holds NIL (the general parser refuses it).
+    """
+    try:
+        return _flag_memo[raw]
+    except KeyError:
+        pass
+    words = tuple(raw.decode("ascii").split(" ")) if raw else ()
+    if "NIL" in (w.upper() for w in words):
+        raise _NotSimple
+    if len(_flag_memo) >= MAX_FLAG_MEMO:
+        _flag_memo.clear()
+    _flag_memo[raw] = words
+    return words
+
+
+def _builder(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    """Items from the groups of a shape's match (sequence number first), one dict display
+    per item count rather than a loop (this runs once per FETCH line)."""
+    convert: list[Callable[[bytes], Any]] = [
+        _flag_words if name == "FLAGS" else int for name in names]
+    n0, c0 = names[0], convert[0]
+    if len(names) == 1:
+        return lambda g: {n0: c0(g[1])}
+    n1, c1 = names[1], convert[1]
+    if len(names) == 2:
+        return lambda g: {n0: c0(g[1]), n1: c1(g[2])}
+    n2, c2 = names[2], convert[2]
+    if len(names) == 3:
+        return lambda g: {n0: c0(g[1]), n1: c1(g[2]), n2: c2(g[3])}
+    n3, c3 = names[3], convert[3]
+    return lambda g: {n0: c0(g[1]), n1: c1(g[2]), n2: c2(g[3]), n3: c3(g[4])}
+
+
+class _Shape:
+    """One item order: whole-line patterns and how to turn their groups into items."""
+
+    __slots__ = ("body", "items", "line", "whole")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        items = rb" ".join(_SHAPE_ITEMS[name] for name in names)
+        self.items = _builder(names)
+        self.line = re.compile(_FAST_HEAD + items + rb"\)\r?\n")  # in the input buffer
+        self.whole = re.compile(_FAST_HEAD + items + rb"\)")  # a framed line (fullmatch)
+        self.body = re.compile(_FAST_HEAD + items + rb" BODY\[\] \{[0-9]+\}")  # + literal
+
+
+_shapes: dict[tuple[str, ...], _Shape] = {}
+_last_shape: _Shape | None = None
+
+
+def _learn(names: tuple[str, ...]) -> None:
+    """Remember the item order of a simple FETCH line (each item once)."""
+    global _last_shape
+    shape = _shapes.get(names)
+    if shape is None:
+        if len(_shapes) >= MAX_SHAPES or len(set(names)) != len(names):
+            return
+        shape = _shapes[names] = _Shape(names)
+    _last_shape = shape
+
+
+def fetch_lines(buf: bytes | bytearray, max_line: int) -> tuple[list[Untagged], int]:
+    """The simple FETCH response lines at the start of ``buf`` (CRLF included) in the
+    order the server has been using, each parsed in one match: the responses, and where
+    the last of them ends.
+
+    Stops at the first line that is not one, or is longer than ``max_line`` (the caller
+    frames and parses it the general way, which also teaches this function a new order).
+    """
+    responses: list[Untagged] = []
+    shape = _last_shape
+    if shape is None:
+        return responses, 0
+    match, items_of, append = shape.line.match, shape.items, responses.append
+    pos = 0
+    while True:
+        m = match(buf, pos)
+        if m is None or m.end() - pos > max_line:
+            break
+        groups = m.groups()
+        try:
+            items = items_of(groups)
+        except _NotSimple:
+            break
+        append(fetch_response(int(groups[0]), items))
+        pos = m.end()
+    return responses, pos
 
 
 def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
@@ -403,26 +530,46 @@ def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
     line = segments[0]
     if b" FETCH (" not in line[:24]:
         return None
-    head_re, item_re = _fast()
-    head = head_re.match(line)
-    if head is None:
-        return None
     body = None
     if len(segments) == 1:
         if literals or line[-1:] != b")":
             return None
-        end = len(line) - 1
     elif (len(segments) == 2 and segments[1] == b")" and len(literals) == 1
           and isinstance(literals[0], StreamedLiteral) and line[-1:] == b"}"):
+        body = literals[0]
+    else:
+        return None
+    shape = _last_shape
+    if shape is not None:
+        m = (shape.whole if body is None else shape.body).fullmatch(line)
+        if m is not None:
+            groups = m.groups()
+            try:
+                items = shape.items(groups)
+            except _NotSimple:
+                return None
+            if body is not None:
+                items["BODY[]"] = body
+            return fetch_response(int(groups[0]), items)
+    return _fetch_items(line, body)
+
+
+def _fetch_items(line: bytes, body: StreamedLiteral | None) -> Untagged | None:
+    """``_fast_fetch`` item by item (a line in an order not seen before)."""
+    head_re, item_re = _fast()
+    head = head_re.match(line)
+    if head is None:
+        return None
+    if body is None:
+        end = len(line) - 1
+    else:
         end = line.rfind(_FAST_BODY)
         if end < head.end() - 1 or not line[end + len(_FAST_BODY):-1].isdigit():
             return None
         if end == head.end() - 1:  # "(BODY[] {n}": no simple item before the body
             return None
-        body = literals[0]
-    else:
-        return None
     items: dict[str, Any] = {}
+    names: list[str] = []
     pos = head.end()
     match = item_re.match
     while pos < end:
@@ -434,27 +581,33 @@ def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
             value = int(number)
             if value > MAX_NUMBER:
                 return None
-            items[name.decode("ascii")] = value
+            key = name.decode("ascii")
+            items[key] = value
         elif modseq is not None:
             value = int(modseq)
             if value > MAX_NUMBER:
                 return None
-            items["MODSEQ"] = value
+            key = "MODSEQ"
+            items[key] = value
         else:
-            words = tuple(flags.decode("ascii").split(" ")) if flags else ()
-            if "NIL" in (w.upper() for w in words):
+            try:
+                items["FLAGS"] = _flag_words(flags)
+            except _NotSimple:
                 return None
-            items["FLAGS"] = words
+            key = "FLAGS"
+        names.append(key)
         pos = m.end()
         if pos < end:
             if line[pos] != 0x20 or pos + 1 == end:
                 return None
             pos += 1
+    if not names:
+        return None
+    _learn(tuple(names))
     if body is not None:
         items["BODY[]"] = body
     seq = int(head.group(1))
-    return Untagged(kind="FETCH", number=seq, value=FetchData(seq=seq, items=items))
-
+    return fetch_response(seq, items)
 
 
 def _fetch(lx: Lexer, seq: int) -> FetchData:

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 
 from mailtool.errors import DataError
 from mailtool.protocol.imap.lexer import IMAPParseError
-from mailtool.protocol.imap.parser import parse_response
+from mailtool.protocol.imap.parser import fetch_lines, parse_response
 from mailtool.protocol.imap.types import (
     Continuation,
     Response,
@@ -116,6 +116,19 @@ class ResponseReceived:
 
     response: Response
     command: Command | None
+
+
+_set_response = vars(ResponseReceived)["response"].__set__
+_set_command = vars(ResponseReceived)["command"].__set__
+
+
+def _received(response: Response, command: Command | None) -> ResponseReceived:
+    """``ResponseReceived(response, command)`` through its slots (once per FETCH line;
+    the frozen record's ``__init__`` costs more than the rest of the event)."""
+    event: ResponseReceived = object.__new__(ResponseReceived)
+    _set_response(event, response)
+    _set_command(event, command)
+    return event
 
 
 @record(frozen=True, slots=True)
@@ -271,6 +284,11 @@ class IMAPSession:
             raise
         return self._events.popleft()
 
+    def queued_event(self) -> Event | None:
+        """The next event already framed and parsed, or None; never reads or raises (for a
+        caller's hot loop: ``next_event`` when this gives None)."""
+        return self._events.popleft() if self._events else None
+
     def events(self) -> Iterator[Event]:
         """Every event available now."""
         while True:
@@ -300,6 +318,8 @@ class IMAPSession:
             if not self._lit_remaining:
                 self._end_literal()
             return True
+        if not self._segments and self._fetch_lines():
+            return True
         idx = self._in.find(b"\n")
         if idx < 0:
             if len(self._in) > MAX_IMAP_LINE:
@@ -312,6 +332,24 @@ class IMAPSession:
         if line.endswith(b"\r"):
             line = line[:-1]
         self._line(line)
+        return True
+
+    def _fetch_lines(self) -> bool:
+        """Take every simple FETCH line at the start of the input in one go (see
+        ``parser.fetch_lines``); False when the first line is not one.
+
+        They are what a resync receives by the thousand. Each still becomes its own
+        ``ResponseReceived``, in order, attributed as ``_complete`` would; the first line
+        that is not one is left to ``_line``, so everything else is framed as before.
+        """
+        responses, end = fetch_lines(self._in, MAX_IMAP_LINE)
+        if not end:
+            return False
+        del self._in[:end]
+        command = self.in_flight[0] if self.in_flight else None
+        if command is not None and command.collect:
+            command.untagged.extend(responses)
+        self._events.extend([_received(response, command) for response in responses])
         return True
 
     def _line(self, line: bytes) -> None:

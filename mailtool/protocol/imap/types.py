@@ -349,6 +349,32 @@ class Untagged:
 Response = StatusResponse | Continuation | Untagged
 
 
+# ``fetch_response`` builds the two records of a FETCH response through their slots: the
+# records' ``__init__`` sets each field with ``object.__setattr__`` (they are frozen),
+# which is most of the cost of a response when thousands of FETCH lines arrive at once.
+_new = object.__new__
+_set_seq = vars(FetchData)["seq"].__set__
+_set_items = vars(FetchData)["items"].__set__
+_set_kind = vars(Untagged)["kind"].__set__
+_set_number = vars(Untagged)["number"].__set__
+_set_value = vars(Untagged)["value"].__set__
+_set_extra = vars(Untagged)["extra"].__set__
+
+
+def fetch_response(seq: int, items: dict[str, Any]) -> Untagged:
+    """``Untagged(kind="FETCH", number=seq, value=FetchData(seq=seq, items=items))``, built
+    faster (the parser's FETCH fast paths)."""
+    fetch = _new(FetchData)
+    _set_seq(fetch, seq)
+    _set_items(fetch, items)
+    response = _new(Untagged)
+    _set_kind(response, "FETCH")
+    _set_number(response, seq)
+    _set_value(response, fetch)
+    _set_extra(response, None)
+    return response
+
+
 _MONTHS = {
     m: i
     for i, m in enumerate(
