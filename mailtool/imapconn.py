@@ -7,14 +7,16 @@ the cleartext-password rule of ``mailtool.endpoint``.
 from __future__ import annotations
 
 from mailtool.endpoint import Endpoint, check_plaintext_auth, credentials
-from mailtool.protocol.imap.client import IMAPClient
-from mailtool.protocol.transcript import Transcript
-from mailtool.protocol.transport import DEFAULT_TIMEOUT
+from mailtool.protocol.tls import TLSMode
+from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from mailtool.protocol.imap.client import IMAPClient
+    from mailtool.protocol.transcript import Transcript
 
 
 def connect_endpoint(
@@ -23,6 +25,7 @@ def connect_endpoint(
     timeout: float = DEFAULT_TIMEOUT,
     transcript: Transcript | None = None,
     login: bool = True,
+    while_connecting: Callable[[], None] | None = None,
     while_waiting: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> IMAPClient:
@@ -31,11 +34,19 @@ def connect_endpoint(
     The cleartext check (``endpoint.check_plaintext_auth``) runs right before credentials
     are looked up and sent, on every path.
 
-    ``while_waiting`` is run once, the first time the client waits for the server after
-    the login was sent (the server is checking the password then): the caller's chance to
-    do start-up work of its own, such as importing the modules it needs next, without
-    making the server wait. It must not use the connection.
+    Two chances to do start-up work (such as imports) while the server works, each run
+    once and never using the connection: ``while_connecting`` while the server answers
+    the TLS handshake (or prepares its greeting); ``while_waiting`` the first time the
+    client waits after the login was sent (the server is checking the password then).
+    The IMAP client itself is imported only after the handshake has started.
     """
+    if while_connecting is not None:
+        implicit = endpoint.tls_mode is TLSMode.IMPLICIT
+        kwargs["transport"] = Transport.connect(
+            endpoint.host, endpoint.port, timeout=timeout, transcript=transcript,
+            tls=(endpoint.tls if implicit else None), while_waiting=while_connecting)
+    from mailtool.protocol.imap.client import IMAPClient
+
     client = IMAPClient.connect(
         endpoint.host,
         endpoint.port,

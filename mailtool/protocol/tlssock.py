@@ -20,6 +20,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from mailtool.protocol.tls import TLSSettings
@@ -46,6 +47,9 @@ class TLSSocket:
 
     def settimeout(self, seconds: float | None) -> None:
         self._raw.settimeout(seconds)
+
+    def gettimeout(self) -> float | None:
+        return self._raw.gettimeout()  # type: ignore[no-any-return]
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         try:
@@ -165,22 +169,40 @@ def _stdlib_context(settings: TLSSettings) -> Any:
     return ctx
 
 
-def wrap(raw: Any, ctx: Any, server_name: str) -> Any:
+def wrap(raw: Any, ctx: Any, server_name: str,
+         while_waiting: Callable[[], None] | None = None) -> Any:
     """Run the client handshake on the connected socket ``raw``; return the TLS socket.
 
     ``server_name`` is sent as SNI and checked against the certificate (OpenSSL does both;
-    an IP address is checked as one and sends no SNI).
+    an IP address is checked as one and sends no SNI). ``while_waiting`` runs once after
+    our first flight went out, while the server computes its answer (the handshake then
+    goes on where it stopped).
 
     Raises:
         ssl errors (``_ssl.SSLError`` and subclasses), TimeoutError, OSError.
     """
     # An ASCII name goes as it is: the idna codec would cost ~2.5 ms of imports for nothing.
     name = server_name if server_name.isascii() else server_name.encode("idna").decode("ascii")
-    if not NATIVE:
-        return ctx.wrap_socket(raw, server_hostname=name)
-    tls = ctx._wrap_socket(raw, False, name)
-    tls.do_handshake()
-    return TLSSocket(raw, tls)
+    if NATIVE:
+        session = ctx._wrap_socket(raw, False, name)
+        tls = TLSSocket(raw, session)
+    else:
+        session = tls = ctx.wrap_socket(raw, server_hostname=name, do_handshake_on_connect=False)
+    if while_waiting is not None:
+        timeout = tls.gettimeout()
+        tls.settimeout(0.0)
+        try:
+            session.do_handshake()
+            done = True
+        except (_ssl.SSLWantReadError, _ssl.SSLWantWriteError):
+            done = False  # the ClientHello is out: the server's turn
+        finally:
+            tls.settimeout(timeout)
+        while_waiting()
+        if done:
+            return tls
+    session.do_handshake()
+    return tls
 
 
 def cert_verification_error() -> type[BaseException]:

@@ -167,12 +167,17 @@ class Transport:
         tls: TLSSettings | None = None,
         transcript: Transcript | None = None,
         addresses: list[str] | None = None,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Transport:
         """Connect to the first address of ``host`` that answers; wrap in TLS if ``tls``.
 
         Args:
             addresses: IP addresses to try instead of resolving ``host`` (MX delivery
                 resolves with DNS itself); ``host`` is still the TLS server name.
+            while_waiting: run once while the server works on the new connection (its TLS
+                handshake, after our first flight; or its greeting, in cleartext): the
+                caller's chance to do start-up work of its own meanwhile, such as imports.
+                It must not use the connection.
 
         Raises:
             ConnectFailedError: no address accepted (the last error is named).
@@ -216,19 +221,22 @@ class Transport:
             if transcript is not None:
                 transcript.note(f"connected to {sockaddr[0]} port {sockaddr[1]}")
             if tls is not None:
-                transport._wrap(tls)
+                transport._wrap(tls, while_waiting)
+            elif while_waiting is not None:
+                while_waiting()
             return transport
         detail = "; ".join(errors) if errors else "no addresses"
         raise ConnectFailedError(f"cannot connect to {host} port {port}: {detail}", step="connect")
 
-    def _wrap(self, settings: TLSSettings) -> TLSInfo:
+    def _wrap(self, settings: TLSSettings,
+              while_waiting: Callable[[], None] | None = None) -> TLSInfo:
         from mailtool.protocol import tlssock
 
         self._apply_timeout()
         ctx = tlssock.client_context(settings)
         server_name = settings.server_hostname or self.host
         try:
-            tls_sock = tlssock.wrap(self._sock, ctx, server_name)
+            tls_sock = tlssock.wrap(self._sock, ctx, server_name, while_waiting)
         except tlssock.errors("SSLError") as exc:
             self.close()
             raise _tls_error(exc, server_name) from exc

@@ -237,3 +237,62 @@ def test_system_store_still_refuses_an_unknown_ca(ca: TestCA, system_store: Path
         with pytest.raises(TLSError) as err:
             Transport.connect("localhost", srv.port, timeout=5, tls=TLSSettings())
     assert "not trusted" in str(err.value)
+
+
+# --- work done while the server answers the handshake ------------------------------------
+
+def test_while_waiting_runs_between_the_client_hello_and_the_server_answer(
+        path: str, ca: TestCA) -> None:
+    """The server only answers the handshake once the work has run: a handshake that
+    waited for the server before running it would time out instead."""
+    import threading
+
+    ran = threading.Event()
+    calls: list[int] = []
+
+    def answer_after_the_work(conn: Conn) -> None:
+        assert ran.wait(10)
+        conn.starttls(ca.server_context())
+        conn.send(b"* OK hello\r\n")
+        conn.read_until_closed()
+
+    def work() -> None:
+        calls.append(1)
+        ran.set()
+
+    with ScriptedServer(answer_after_the_work) as srv:
+        t = Transport.connect("localhost", srv.port, timeout=3, while_waiting=work,
+                              tls=TLSSettings(ca_file=str(ca.ca_file)))
+        try:
+            assert t.readline() == b"* OK hello\r\n"
+            assert t.tls_info is not None and t.tls_info.verified
+        finally:
+            t.close()
+    assert calls == [1]
+
+
+def test_while_waiting_in_cleartext_runs_once_before_the_greeting_is_read() -> None:
+    import threading
+
+    ran = threading.Event()
+
+    def greet_after_the_work(conn: Conn) -> None:
+        assert ran.wait(10)
+        conn.send(b"* OK hello\r\n")
+        conn.read_until_closed()
+
+    with ScriptedServer(greet_after_the_work) as srv:
+        t = Transport.connect("127.0.0.1", srv.port, timeout=3, while_waiting=ran.set)
+        try:
+            assert ran.is_set() and t.readline() == b"* OK hello\r\n"
+        finally:
+            t.close()
+
+
+def test_handshake_failure_after_the_work_is_still_reported(path: str, ca: TestCA) -> None:
+    calls: list[int] = []
+    with ScriptedServer(_greet_and_echo, tls=ca.untrusted().server_context()) as srv:
+        with pytest.raises(TLSError) as err:
+            Transport.connect("localhost", srv.port, timeout=5, while_waiting=lambda: calls.append(1),
+                              tls=TLSSettings(ca_file=str(ca.ca_file)))
+    assert "not trusted" in str(err.value) and calls == [1]

@@ -46,9 +46,10 @@ def run(
     root = os.path.expanduser(maildir)
     endpoint = resolve_endpoint("imap", conn, section, account=account.name if account else None)
     show_progress = sys.stderr.isatty() and not app.quiet and not app.json and not dry_run
-    # The sync modules are imported while the server checks the password.
+    # The IMAP client is imported while the server answers the TLS handshake, the sync
+    # modules while it checks the password.
     client = connect_endpoint(endpoint, timeout=app.timeout, transcript=app.transcript(),
-                              while_waiting=_import_sync)
+                              while_connecting=_import_imap, while_waiting=_import_sync)
     try:
         from mailtool.sync.engine import SyncOptions, choose_folders, sync_folders
         from mailtool.sync.source import IMAPSource
@@ -75,6 +76,10 @@ def run(
         client.close()
     _report(app, results, dry_run)
     return int(worst(*(r.exit_code for r in results)))
+
+
+def _import_imap() -> None:
+    import mailtool.protocol.imap.client  # noqa: F401
 
 
 def _import_sync() -> None:

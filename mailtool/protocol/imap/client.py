@@ -130,9 +130,13 @@ class IMAPClient(MailboxCommands, MessageCommands):
         tls: TLSSettings | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transcript: Transcript | None = None,
+        transport: Transport | None = None,
         **kwargs: Any,
     ) -> IMAPClient:
         """Connect, read the greeting, and secure the connection as ``tls_mode`` says.
+
+        ``transport``: a connection to ``host`` made already (implicit TLS included when
+        ``tls_mode`` is IMPLICIT), e.g. by ``Transport.connect(..., while_waiting=...)``.
 
         Raises:
             TLSError: TLS required but STARTTLS not offered, the handshake failed, or a
@@ -140,13 +144,14 @@ class IMAPClient(MailboxCommands, MessageCommands):
             TempFailError: the greeting was BYE (server busy, too many connections).
         """
         settings = tls or TLSSettings()
-        transport = Transport.connect(
-            host,
-            port,
-            timeout=timeout,
-            tls=settings if tls_mode is TLSMode.IMPLICIT else None,
-            transcript=transcript,
-        )
+        if transport is None:
+            transport = Transport.connect(
+                host,
+                port,
+                timeout=timeout,
+                tls=settings if tls_mode is TLSMode.IMPLICIT else None,
+                transcript=transcript,
+            )
         client = cls(transport, **kwargs)
         try:
             client._read_greeting()
