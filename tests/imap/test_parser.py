@@ -561,7 +561,8 @@ _LINE = st.one_of(
     # runs in the orders servers send (what the one-pass path is for)
     st.builds(_run, st.sampled_from([(0, 1, 2), (0, 2, 1), (1, 0), (0, 1), (2, 1, 0)]),
               st.lists(st.tuples(_NUMBER, st.sampled_from(
-                  ["\\Seen", "", "\\Seen \\Flagged", "NIL", "$x \\*", "\\Seen  x", "nil"]),
+                  ["\\Seen", "", "\\Seen \\Flagged", "NIL", "$x \\*", "\\Seen  x", "nil",
+                   "x\"y", "a] b", "%", "\\", "{2}", " \\Seen", "\\Seen\t"]),
                   _NUMBER), max_size=5)),
     st.builds(lambda line: [line], _OTHER_LINES),
 )

@@ -402,14 +402,18 @@ _SHAPE_ITEMS = {
     "UID": rb"UID ([0-9]{1,18})",
     "RFC822.SIZE": rb"RFC822\.SIZE ([0-9]{1,18})",
     "MODSEQ": rb"MODSEQ \(([0-9]{1,18})\)",
-    "FLAGS": rb"FLAGS \(" + _FAST_FLAGS + rb"\)",
+    # any text without parentheses here (a quick scan); ``_flag_words`` checks it
+    "FLAGS": rb"FLAGS \(([^()\r\n]*)\)",
 }
 _FAST_HEAD = rb"\* ([1-9][0-9]{0,9}) FETCH \("
 
 #: Most item orders remembered (servers use one or two; a hostile one gets no more).
 MAX_SHAPES = 32
-#: Most distinct flag lists whose decoded form is remembered (then the memo starts over).
+#: Most distinct flag lists whose decoded form is remembered (then the memo starts over),
+#: and the longest one remembered (a folder has a handful of short ones).
 MAX_FLAG_MEMO = 1024
+MAX_MEMO_FLAGS = 512
+_flags_ok: Callable[[bytes], re.Match[bytes] | None] | None = None
 
 
 def _fast() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
@@ -425,30 +429,37 @@ def _fast() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
 
 
 class _NotSimple(Exception):
-    """A line a shape matched holds something only the general parser may judge (NIL)."""
+    """A line a shape matched holds something only the general parser may judge (NIL,
+    flags with other characters)."""
 
 
-_flag_memo: dict[bytes, tuple[str, ...]] = {}
+class _FlagMemo(dict[bytes, tuple[str, ...]]):
+    """Fast-path flag lists as the general parser reads them, each decoded once (a folder
+    has a handful): ``memo[raw]`` is a plain dict lookup after the first time."""
+
+    def __missing__(self, raw: bytes) -> tuple[str, ...]:
+        """Check and decode a new list.
+
+        Raises:
+            _NotSimple: not a plain list of flags, or one holding NIL (the general parser
+                refuses it).
+        """
+        global _flags_ok
+        if _flags_ok is None:
+            _flags_ok = re.compile(_FAST_FLAGS).fullmatch
+        if _flags_ok(raw) is None:  # other atom characters, quotes, odd spacing...
+            raise _NotSimple
+        words = tuple(raw.decode("ascii").split(" ")) if raw else ()
+        if "NIL" in (w.upper() for w in words):
+            raise _NotSimple
+        if len(raw) <= MAX_MEMO_FLAGS:
+            if len(self) >= MAX_FLAG_MEMO:
+                self.clear()
+            self[raw] = words
+        return words
 
 
-def _flag_words(raw: bytes) -> tuple[str, ...]:
-    """A fast-path flag list as the general parser reads it, decoded once per distinct
-    list (a folder has a handful).
-
-    Raises:
-        _NotSimple: the list holds NIL (the general parser refuses it).
-    """
-    try:
-        return _flag_memo[raw]
-    except KeyError:
-        pass
-    words = tuple(raw.decode("ascii").split(" ")) if raw else ()
-    if "NIL" in (w.upper() for w in words):
-        raise _NotSimple
-    if len(_flag_memo) >= MAX_FLAG_MEMO:
-        _flag_memo.clear()
-    _flag_memo[raw] = words
-    return words
+_flag_words = _FlagMemo().__getitem__
 
 
 def _builder(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:

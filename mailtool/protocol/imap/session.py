@@ -14,6 +14,12 @@ allocates from a number the server sent:
   ``MAX_INLINE_LITERAL`` and the whole response up to ``MAX_RESPONSE``; beyond, the
   response is refused with an ``IMAPParseError`` (exit 76).
 
+A run of simple FETCH lines (``* n FETCH (UID u FLAGS (...) MODSEQ (m))``, thousands after a
+resync) is taken from the input in one step, each line in one regex match
+(``parser.fetch_lines``); each still yields its own ``ResponseReceived``, in order, and any
+other line is framed as above. ``queued_event()`` hands out events already parsed without
+reading, for the client's hot loop.
+
 Commands: ``command(name, *args)`` allocates a tag and renders the arguments
 (atoms, quoted strings, literals, lists) into ``CommandParts``: wire bytes plus the points
 where a synchronising literal must wait for the server's ``+`` (RFC 9051 section 7.5).
