@@ -180,13 +180,12 @@ def parse_config(text: str, path: PathArg | None = None) -> Config:
     Raises:
         ConfigError: TOML syntax error (with line and column) or a wrong type.
     """
-    import tomllib  # here: mailtool-sendmail without a config file never needs it
+    return _build(_read_toml(text, str(path) if path else "config"), path)
 
+
+def _build(raw: dict[str, Any], path: PathArg | None) -> Config:
+    """The checked ``Config`` of a parsed document."""
     label = str(path) if path else "config"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{label}: {exc}", step="reading configuration") from exc
     accounts: dict[str, Account] = {}
     tables = raw.get("accounts", {})
     if not isinstance(tables, dict):
@@ -202,6 +201,84 @@ def parse_config(text: str, path: PathArg | None = None) -> Config:
     if default is not None:
         _check_type(label, "default_account", default, str)
     return Config(path=path, accounts=accounts, default_account=default, raw=raw)
+
+
+def _read_toml(text: str, label: str) -> dict[str, Any]:
+    import tomllib  # here: mailtool-sendmail without a config file never needs it
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: {exc}", step="reading configuration") from exc
+
+
+# --- the parsed-document cache ------------------------------------------------------------
+# Reading TOML costs ~15 ms of every start (tomllib brings typing, datetime and string),
+# more than a cron job's whole delivery. The parsed document is kept in the cache directory
+# as ``marshal`` data (a built-in module, nothing to import) together with the text it came
+# from: it is used only for exactly that text, so an edited file is always read afresh.
+# Checks and defaults still run on every load. The cache is private to its owner, written
+# atomically, and ignored (then rewritten) when anything about it is off.
+_CACHE_VERSION = 1
+
+
+def _cache_file(path: str) -> str | None:
+    name = "config." + os.path.abspath(path).replace("%", "%25").replace("/", "%2F")
+    if len(name) > 200:
+        return None
+    return os.path.join(cache_dir_str(), name + ".marshal")
+
+
+def _cached_toml(path: str, text: str) -> dict[str, Any] | None:
+    import marshal
+
+    cache = _cache_file(path)
+    if cache is None:
+        return None
+    try:
+        fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 or info.st_size > 1 << 20:
+            return None  # not ours alone: never trust it
+        data = marshal.loads(os.read(fd, info.st_size))
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+    if (isinstance(data, tuple) and len(data) == 3 and data[0] == _CACHE_VERSION
+            and data[1] == text and isinstance(data[2], dict)):
+        return data[2]
+    return None
+
+
+def _store_toml(path: str, text: str, raw: dict[str, Any]) -> None:
+    """Keep ``raw`` for the next start; silently does nothing when it cannot."""
+    import marshal
+
+    cache = _cache_file(path)
+    if cache is None:
+        return
+    try:
+        data = marshal.dumps((_CACHE_VERSION, text, raw))  # ValueError: a TOML date
+    except ValueError:
+        return
+    tmp = f"{cache}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, cache)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def load_config(path: PathArg | None = None) -> Config:
@@ -222,7 +299,12 @@ def load_config(path: PathArg | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
     warn_if_readable_by_others(path)
-    return parse_config(text, path)
+    where = os.fspath(path)
+    raw = _cached_toml(where, text)
+    if raw is None:
+        raw = _read_toml(text, where)
+        _store_toml(where, text, raw)
+    return _build(raw, path)
 
 
 #: Keys that hold a password typed into the file: refused (the file is not a secret store).

@@ -200,3 +200,90 @@ def test_real_fail_backend_in_subprocess() -> None:
         env={**__import__("os").environ, "MAILTOOL_PASSWORD": "s"},
     ).stdout
     assert out.startswith("MAILTOOL_PASSWORD keyring: no backend available")
+
+
+# --- the parsed-document cache ------------------------------------------------------------
+
+def _config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def _cache_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
+    from mailtool.config import cache_dir_str
+
+    base = Path(cache_dir_str())
+    return sorted(base.glob("config.*.marshal")) if base.is_dir() else []
+
+
+def _forbid_toml(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailtool.config as config
+
+    def refuse(text: str, label: str) -> object:
+        raise AssertionError("the TOML text was parsed again")
+
+    monkeypatch.setattr(config, "_read_toml", refuse)
+
+
+def test_second_load_comes_from_the_cache_and_equals_the_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _config_file(tmp_path, GOOD)
+    first = load_config(path)
+    [cache] = _cache_files(monkeypatch, tmp_path)
+    assert cache.stat().st_mode & 0o777 == 0o600
+    _forbid_toml(monkeypatch)
+    second = load_config(path)
+    assert second.raw == first.raw and second.accounts == first.accounts
+    assert second.default_account == "work" and second.path == path
+
+
+def test_an_edited_file_is_read_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _config_file(tmp_path, GOOD)
+    load_config(path)
+    # Same length, same mtime second: only the text tells the difference.
+    path.write_text(GOOD.replace("port = 465", "port = 587"))
+    assert load_config(path).account("work").service("smtp").port == 587
+
+
+@pytest.mark.parametrize("damage", ["garbage", "others-may-write", "symlink"])
+def test_a_damaged_or_foreign_cache_is_ignored(tmp_path: Path, damage: str) -> None:
+    path = _config_file(tmp_path, GOOD)
+    load_config(path)
+    from mailtool.config import cache_dir_str
+
+    [cache] = sorted(Path(cache_dir_str()).glob("config.*.marshal"))
+    if damage == "garbage":
+        cache.write_bytes(b"\x00not marshal data")
+    elif damage == "others-may-write":
+        import marshal
+
+        fake = marshal.loads(cache.read_bytes())
+        fake[2]["default_account"] = "evil"
+        cache.write_bytes(marshal.dumps(fake))
+        cache.chmod(0o666)
+    else:
+        other = tmp_path / "elsewhere"
+        other.write_bytes(cache.read_bytes())
+        cache.unlink()
+        cache.symlink_to(other)
+    assert load_config(path).default_account == "work"
+
+
+def test_a_toml_date_is_not_cached_but_still_read(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, GOOD + "\n[accounts.home]\nsince = 2026-01-01\n")
+    assert str(load_config(path).account("home").settings["since"]) == "2026-01-01"
+    from mailtool.config import cache_dir_str
+
+    assert not list(Path(cache_dir_str()).glob("config.*.marshal"))
+    assert str(load_config(path).account("home").settings["since"]) == "2026-01-01"
+
+
+def test_a_broken_file_still_fails_after_a_good_one_was_cached(tmp_path: Path) -> None:
+    path = _config_file(tmp_path, GOOD)
+    load_config(path)
+    path.write_text(GOOD + "\n[accounts.work.smtp\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)

@@ -89,7 +89,7 @@ def test_sendmail_without_config_imports_nothing_heavy(tmp_path: os.PathLike[str
 
 
 @pytest.mark.timeout(60)
-def test_sendmail_with_config_adds_only_the_toml_reader(tmp_path: os.PathLike[str]) -> None:
+def test_sendmail_with_config_adds_only_the_toml_reader_once(tmp_path: os.PathLike[str]) -> None:
     config = os.path.join(tmp_path, "config.toml")
     with open(config, "w") as handle:
         handle.write('[accounts.cron]\nfrom = "cron@src.test"\n[accounts.cron.smtp]\n'
@@ -101,6 +101,9 @@ def test_sendmail_with_config_adds_only_the_toml_reader(tmp_path: os.PathLike[st
     # may come with it.
     allowed = ("tomllib", "typing", "contextlib", "datetime", "string")
     assert _loaded(modules, tuple(n for n in FORBIDDEN if n not in allowed)) == []
+    # The next run finds the parsed file in the cache: no TOML reader at all.
+    again = _run_sendmail(tmp_path, {"MAILTOOL_CONFIG": config})
+    assert "mailtool.config" in again and _loaded(again, FORBIDDEN) == []
 
 
 @pytest.mark.timeout(60)
