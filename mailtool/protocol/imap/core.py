@@ -44,6 +44,7 @@ from mailtool.protocol.imap.types import (
     StreamedLiteral,
     UIDSet,
     Untagged,
+    fetch_response,
 )
 from mailtool.protocol.imap.utf7 import decode_mailbox, encode_mailbox
 from mailtool.protocol.replies import exit_code_for
@@ -382,6 +383,8 @@ class IMAPCore:
                     items[key] = b"".join(sink.parts)
                 else:
                     items[key] = StreamedLiteral(value.size, sink)
+        if response.number == fetch.seq and response.extra is None:  # as the parser makes them
+            return fetch_response(fetch.seq, items)
         return replace(response, value=FetchData(seq=fetch.seq, items=items))
 
     def _observe(self, response: Response) -> None:

@@ -365,7 +365,7 @@ class IMAPSession:
         self._segments.append(line)
         if len(self._segments) > MAX_SEGMENTS:
             raise IMAPParseError("server response with too many literals")
-        m = _LITERAL_MARK.search(line)
+        m = _LITERAL_MARK.search(line) if line[-1:] == b"}" else None  # (no scan otherwise)
         if m is None or not self._can_have_literal(line):
             self._complete()
             return
