@@ -7,8 +7,7 @@ the cleartext-password rule of ``mailtool.endpoint``.
 from __future__ import annotations
 
 from mailtool.endpoint import Endpoint, check_plaintext_auth, credentials
-from mailtool.protocol.tls import TLSMode
-from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
+from mailtool.protocol.transport import DEFAULT_TIMEOUT, connect_for_mode
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
@@ -41,10 +40,9 @@ def connect_endpoint(
     The IMAP client itself is imported only after the handshake has started.
     """
     if while_connecting is not None:
-        implicit = endpoint.tls_mode is TLSMode.IMPLICIT
-        kwargs["transport"] = Transport.connect(
-            endpoint.host, endpoint.port, timeout=timeout, transcript=transcript,
-            tls=(endpoint.tls if implicit else None), while_waiting=while_connecting)
+        kwargs["transport"] = connect_for_mode(
+            endpoint.host, endpoint.port, endpoint.tls_mode, endpoint.tls, timeout=timeout,
+            transcript=transcript, while_waiting=while_connecting)
     from mailtool.protocol.imap.client import IMAPClient
 
     client = IMAPClient.connect(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
-    from mailtool.protocol.tls import TLSInfo, TLSSettings
+    from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings
     from mailtool.protocol.tlssock import TLSSocket
     from mailtool.protocol.transcript import Transcript
 
@@ -111,6 +111,17 @@ def _name(entries: object) -> str | None:
             if key == "organizationName":
                 return str(value)
     return None
+
+
+def connect_for_mode(host: str, port: int, tls_mode: TLSMode, settings: TLSSettings,
+                     **kwargs: Any) -> Transport:
+    """``Transport.connect`` as a protocol client's TLS mode asks: wrapped in TLS from the
+    first byte when it is IMPLICIT; in cleartext otherwise (STARTTLS, or its absence, is
+    the client's business). ``kwargs`` go to ``Transport.connect``."""
+    from mailtool.protocol.tls import TLSMode
+
+    return Transport.connect(host, port, tls=settings if tls_mode is TLSMode.IMPLICIT else None,
+                             **kwargs)
 
 
 class Transport:

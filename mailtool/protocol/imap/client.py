@@ -94,7 +94,7 @@ from mailtool.protocol.imap.types import (
 )
 from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
-from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
+from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport, connect_for_mode
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
 if TYPE_CHECKING:
@@ -145,13 +145,8 @@ class IMAPClient(MailboxCommands, MessageCommands):
         """
         settings = tls or TLSSettings()
         if transport is None:
-            transport = Transport.connect(
-                host,
-                port,
-                timeout=timeout,
-                tls=settings if tls_mode is TLSMode.IMPLICIT else None,
-                transcript=transcript,
-            )
+            transport = connect_for_mode(host, port, tls_mode, settings, timeout=timeout,
+                                         transcript=transcript)
         client = cls(transport, **kwargs)
         try:
             client._read_greeting()

@@ -52,7 +52,7 @@ from mailtool.protocol.pop3.session import (
 from mailtool.protocol.replies import Reply, exit_code_for
 from mailtool.protocol.tls import TLSInfo, TLSMode, TLSSettings, must_upgrade
 from mailtool.protocol.transcript import Transcript
-from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport
+from mailtool.protocol.transport import DEFAULT_TIMEOUT, Transport, connect_for_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -157,13 +157,8 @@ class POP3Client:
             MailtoolError: the greeting was -ERR (exit code from its response code).
         """
         settings = tls or TLSSettings()
-        transport = Transport.connect(
-            host,
-            port,
-            timeout=timeout,
-            tls=settings if tls_mode is TLSMode.IMPLICIT else None,
-            transcript=transcript,
-        )
+        transport = connect_for_mode(host, port, tls_mode, settings, timeout=timeout,
+                                     transcript=transcript)
         client = cls(transport)
         try:
             client.read_greeting()

@@ -50,7 +50,7 @@ from mailtool.protocol.smtp.session import (
     format_path,
 )
 from mailtool.protocol.tls import TLSMode, TLSSettings, must_upgrade
-from mailtool.protocol.transport import Transport
+from mailtool.protocol.transport import Transport, connect_for_mode
 from mailtool.protocol.wire import CHUNK, MAX_LINE, CRLFNormalizer, DotStuffer, dot_stuff
 from mailtool.record import field, record
 
@@ -206,12 +206,13 @@ class SMTPClient:
         """
         timeouts = timeouts or Timeouts()
         settings = tls or TLSSettings()
-        transport = Transport.connect(
+        transport = connect_for_mode(
             host,
             port,
+            tls_mode,
+            settings,
             timeout=timeouts.greeting,
             connect_timeout=timeouts.connect,
-            tls=settings if tls_mode is TLSMode.IMPLICIT else None,
             transcript=transcript,
             addresses=addresses,
         )
