@@ -37,8 +37,14 @@ def fsync_dir(path: PathArg) -> None:
         os.close(fd)
 
 
-def atomic_write(path: PathArg, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: PathArg, data: bytes, *, mode: int = 0o600, durable: bool = True,
+                 sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
+
+    ``durable``: fsync the new file before the rename and the directory after it.
+    ``sync_dir=False`` leaves out the directory fsync only: after a power loss the path
+    then holds the old file or the new one, whole either way (for state that a rerun can
+    rebuild from the old file).
 
     Raises:
         CantCreateError: the directory cannot be created or written.
@@ -60,7 +66,7 @@ def atomic_write(path: PathArg, data: bytes, *, mode: int = 0o600, durable: bool
         finally:
             os.close(fd)
         os.replace(tmp, name)
-        if durable:
+        if durable and sync_dir:
             fsync_dir(parent or ".")
     except OSError as exc:
         try:

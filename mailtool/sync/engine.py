@@ -55,6 +55,7 @@ from mailtool.sync.plan import (
     check_mass_delete,
     maildir_flags,
     make_plan,
+    mass_delete_blocked,
     read_identity,
     rematch,
 )
@@ -128,7 +129,8 @@ class Source(Protocol):
 
     def folders(self) -> list[FolderInfo]: ...
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected: ...
-    def select_begin(self, name: str, qresync: tuple[int, int] | None
+    def select_begin(self, name: str, qresync: tuple[int, int] | None, *,
+                     on_vanished: Callable[[Iterable[int]], None] | None = None
                      ) -> Callable[[], Selected]: ...
     def search_from(self, first: int) -> list[int]: ...
     def search_all(self) -> set[int]: ...
@@ -359,44 +361,112 @@ class _Writer:
 
 
 class _Removal:
-    """Remove files, on helper threads when there are many; ``wait`` returns the ones that
-    were not there and raises ``LocalIOError`` for any other failure."""
+    """Remove message files: each leaves the Maildir at once by a rename into the
+    folder's ``tmp/`` (``add``, about 15 µs), and the unlinks, which cost this file system
+    far more (0.2-0.5 ms each, one at a time whatever the number of threads) run on
+    helper threads while the sync goes on; ``wait`` joins them.
 
-    THREADS = 4
-    MIN_THREADED = 16  # below this, starting threads costs more than it saves
+    A crash before an unlink leaves the file in ``tmp/``, which is not part of the
+    mailbox; it carries our key, so the next run that downloads clears it with the other
+    leftovers of ours there (and Maildir readers remove old ``tmp/`` files anyway).
+    ``_thread`` rather than ``threading``: ``Thread.start`` waits until the new thread
+    runs, up to a millisecond each while the interpreter is busy.
+    """
 
-    def __init__(self, paths: list[str]) -> None:
-        self.missing: set[str] = set()
+    THREADS = 2  # the unlinks queue in the kernel: more threads only contend for the GIL
+    MANY = 16  # from this many files on, both threads
+    SWITCH = 0.0002  # seconds: the interpreter's switch interval while they run
+
+    def __init__(self, folder: str) -> None:
+        from collections import deque
+
+        trash = folder + "/tmp/"
+        self.trash = trash if os.path.isdir(trash) else None
+        self.todo: deque[str] = deque()
+        self.missing: set[str] = set()  # paths that were not there
+        self.moved: set[str] = set()  # files in tmp/ that the helpers unlink
         self.error: tuple[str, OSError] | None = None
-        self.threads: list[Any] = []
-        if len(paths) < self.MIN_THREADED:
-            self._remove(paths)
-            return
-        import threading
+        self.done: list[Any] = []  # one lock per helper thread, released when it ends
+        self.interval: float | None = None  # the switch interval to restore
 
-        for index in range(self.THREADS):
-            thread = threading.Thread(target=self._remove, args=(paths[index::self.THREADS],),
-                                      name="mailtool-sync-remove", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+    def add(self, paths: Iterable[str]) -> None:
+        """Take the files out of the Maildir now (synchronously: ``missing`` is up to date
+        on return); the unlinks follow on helper threads.
 
-    def _remove(self, paths: list[str]) -> None:
+        Raises:
+            LocalIOError: a file could be neither moved nor removed.
+        """
+        trash, todo, rename = self.trash, self.todo, os.rename
         for path in paths:
             try:
-                os.unlink(path)
+                if trash is None:
+                    os.unlink(path)
+                    continue
+                dest = trash + path[path.rfind("/") + 1:]
+                rename(path, dest)
+                todo.append(dest)
+                self.moved.add(dest)
             except FileNotFoundError:
                 self.missing.add(path)
+            except OSError:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    self.missing.add(path)
+                except OSError as exc:
+                    raise LocalIOError(f"cannot remove {path}: {exc.strerror}") from exc
+        running = len(self.done)
+        wanted = min(self.THREADS, 1 if len(todo) < self.MANY else self.THREADS)
+        if todo and running < wanted:
+            import _thread
+            import sys
+
+            if self.interval is None:
+                # A thread waiting for the GIL gets it only after the running one has
+                # held it this long: the unlinks would crawl while this thread parses.
+                self.interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(self.interval, self.SWITCH))
+            for _ in range(wanted - running):
+                lock = _thread.allocate_lock()
+                lock.acquire()
+                self.done.append(lock)
+                _thread.start_new_thread(self._helper, (lock,))
+
+    def _helper(self, lock: Any) -> None:
+        try:
+            self._unlink()
+        finally:
+            lock.release()
+
+    def _unlink(self) -> None:
+        todo, unlink = self.todo, os.unlink
+        while self.error is None:
+            try:
+                path = todo.popleft()
+            except IndexError:
+                return
+            try:
+                unlink(path)
+            except FileNotFoundError:
+                pass  # someone else cleaned tmp/
             except OSError as exc:
                 self.error = (path, exc)
-                return
 
-    def wait(self) -> set[str]:
-        for thread in self.threads:
-            thread.join()
+    def wait(self) -> None:
+        """Finish the unlinks (this thread helps); raises ``LocalIOError`` for a failure."""
+        self._unlink()
+        for lock in self.done:
+            lock.acquire()
+        self.done.clear()
+        if self.interval is not None:
+            import sys
+
+            sys.setswitchinterval(self.interval)
+            self.interval = None
         if self.error is not None:
             path, exc = self.error
+            self.error = None
             raise LocalIOError(f"cannot remove {path}: {exc.strerror}") from exc
-        return self.missing
 
 
 class _Durability:
@@ -447,16 +517,26 @@ class FolderSync:
         #: Files by key and by base name, from one scan when a file is not where recorded.
         self._by_key: dict[int, str] | None = None
         self._by_base: dict[str, str] | None = None
+        #: Local removals, started as soon as the server's VANISHED arrives.
+        self._removal: _Removal | None = None
+        self._early: dict[int, str] = {}  # UID -> path whose removal has started
+        self._live: tuple[FolderState, int] | None = None  # the guard's "held", counted
+        self._early_stop = False  # the guard would stop the folder: start nothing
+        self._loaded = False  # the records are read: VANISHED can be acted on
 
     @property
     def maildir(self) -> Maildir:
         if self._maildir is None:
-            self._maildir = Maildir(self.dir)
+            join, isdir = os.path.join, os.path.isdir
+            created = not all(isdir(join(self.path, sub)) for sub in ("cur", "new", "tmp"))
+            self._maildir = Maildir(self.dir, create=created)
             if self.is_sub and os.path.basename(self.path).startswith("."):
                 marker = os.path.join(self.path, FOLDER_MARKER)
                 if not os.path.exists(marker):
                     os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
-            fsync_dir(os.path.dirname(self.path) or ".")
+                    created = True
+            if created:  # an existing folder has nothing new to make durable
+                fsync_dir(os.path.dirname(self.path) or ".")
         return self._maildir
 
     def run(self) -> FolderResult:
@@ -464,6 +544,11 @@ class FolderSync:
             self._run()
         finally:
             self.store.close()
+            if self._removal is not None:
+                try:
+                    self._removal.wait()  # no helper thread outlives the folder
+                except LocalIOError:
+                    pass
         return self.result
 
     def _run(self) -> None:
@@ -482,6 +567,7 @@ class FolderSync:
                 return
             if head is None:
                 self.state = self.store.load()
+                self._loaded = True
         else:
             self.store.state = self.state
         state = self.state
@@ -492,15 +578,20 @@ class FolderSync:
                                          bool(state.records))
         use_qresync = (self.source.qresync and uidvalidity is not None
                        and modseq is not None and held)
+        # Local copies of expunged messages go as soon as VANISHED arrives, while the
+        # rest of the answer is read: only when this run would remove them anyway.
+        early = use_qresync and not self.options.dry_run and not self.options.keep_deleted
         finish = self.source.select_begin(
             self.info.name,
             (uidvalidity, modseq) if use_qresync else None,  # type: ignore[arg-type]
+            on_vanished=self._on_vanished if early else None,
         )
         if head is not None:
             # Read the records while the server works on EXAMINE (QRESYNC's answer takes
             # it a while); a folder found unchanged after all has wasted no waiting.
             try:
                 self.state = state = self.store.load()
+                self._loaded = True
             except BaseException:
                 try:
                     finish()  # leave the connection in step for the next folder
@@ -524,7 +615,6 @@ class FolderSync:
             use_qresync = False
         if state.uidvalidity is None:
             state.uidvalidity = sel.uidvalidity
-        held_max = max((u for u in state.records if u > 0), default=0)
         if not state.records and state.uidnext == 1:
             self.result.mode = self.result.mode or "first"
             new_uids = sorted(self.source.search_all()) if sel.exists else []
@@ -541,7 +631,6 @@ class FolderSync:
                             if u >= state.uidnext]
             else:
                 new_uids = []
-            live = len(state.live_uids())
             if use_qresync:
                 self.result.mode = self.result.mode or "qresync"
                 vanished = set(sel.vanished or ())
@@ -549,13 +638,15 @@ class FolderSync:
             elif (self.source.condstore and state.highestmodseq is not None
                   and sel.highestmodseq is not None):
                 self.result.mode = self.result.mode or "condstore"
+                held_max = max((u for u in state.records if u > 0), default=0)
                 raw = self.source.fetch_flags(held_max, state.highestmodseq) if held_max else {}
                 flags = {u: maildir_flags(f) for u, f in raw.items()}
                 new_held = sum(1 for u in new_uids if u in state.records)
-                if sel.exists != live + len(new_uids) - new_held:
+                if sel.exists != self._live_count() + len(new_uids) - new_held:
                     present = self.source.search_all()
             else:
                 self.result.mode = self.result.mode or "full"
+                held_max = max((u for u in state.records if u > 0), default=0)
                 raw = self.source.fetch_flags(held_max, None) if held_max else {}
                 flags = {u: maildir_flags(f) for u, f in raw.items()}
                 present = set(raw) | set(new_uids)
@@ -566,9 +657,9 @@ class FolderSync:
             self.result.would_flag = plan.flags
             self.result.would_delete = plan.delete + plan.keep
         # A dry run stops here too, so it shows what the real run would do.
-        check_mass_delete(self.info.name, len(state.live_uids()), len(plan.delete),
+        check_mass_delete(self.info.name, self._live_count(), len(plan.delete),
                           max_share=self.options.max_delete_share,
-                          allow=self.options.allow_mass_delete)
+                          allow=self.options.allow_mass_delete, removed=len(self._early))
         if self.options.dry_run:
             return
         _ = self.maildir  # an empty server folder is mirrored as an empty Maildir
@@ -580,6 +671,8 @@ class FolderSync:
         state.uidnext = next_uid
         state.highestmodseq = sel.highestmodseq
         self.store.snapshot(state)
+        if self._removal is not None:
+            self._removal.wait()  # the unlinks of removed files, out of the Maildir already
 
     # -- steps ----------------------------------------------------------------------
     def _fetch(self, uids: list[int]) -> None:
@@ -636,77 +729,137 @@ class FolderSync:
             self.progress.stop()
 
     def _clean_tmp(self) -> None:
-        """Remove partial messages an interrupted run of ours left in ``tmp/``."""
+        """Remove partial messages (and removed files) an interrupted run of ours left in
+        ``tmp/``; this run's removed files are left to its helper threads."""
+        moved = self._removal.moved if self._removal is not None else set()
         for entry in os.scandir(os.path.join(self.path, "tmp")):
-            if parse_key(entry.name) is not None:  # named by our key: nobody else writes it
+            # named by our key: nobody else writes it
+            if parse_key(entry.name) is not None and entry.path not in moved:
                 try:
                     os.unlink(entry.path)
                 except OSError:
                     pass
 
+    def _live_count(self) -> int:
+        """Messages held that the server had (the guard's measure), counted once per state."""
+        if self._live is None or self._live[0] is not self.state:
+            self._live = (self.state, len(self.state.live_uids()))
+        return self._live[1]
+
+    def _on_vanished(self, uids: Iterable[int]) -> None:
+        """Start removing the local copies of messages a VANISHED (EARLIER) set lists.
+
+        Only messages we hold (and do not keep as gone), and only while the mass-delete
+        guard, counted over the VANISHED sets so far just as ``_run`` counts it, lets the
+        folder through: once it would stop the folder nothing more starts, and ``_run``
+        raises as before. The records change in ``_apply_changes`` as for any removal; a
+        crash in between leaves the old state: the next run gets the same VANISHED from
+        the server and finds the files gone.
+        """
+        if not self._loaded or self._early_stop:
+            return
+        records = self.state.records
+        early = self._early
+        base = self.path + "/"
+        new = {}
+        for uid in uids:
+            rec = records.get(uid)
+            if rec is not None and not rec.gone and uid not in early:
+                new[uid] = base + rec.path
+        if not new:
+            return
+        if mass_delete_blocked(self._live_count(), len(early) + len(new),
+                               max_share=self.options.max_delete_share,
+                               allow=self.options.allow_mass_delete):
+            self._early_stop = True
+            return
+        early.update(new)
+        if self._removal is None:
+            self._removal = _Removal(self.path)
+        self._removal.add(new.values())
+
     def _apply_changes(self, changes: dict[int, str], delete: list[int], keep: list[int]
                        ) -> None:
-        """Rename files for flag changes, remove deleted ones; then one directory sync.
+        """Rename files for flag changes, remove deleted ones; then one sync of the
+        directories that changed.
 
         The changes are recorded by the snapshot that ends the run, not journalled first
         (three fsyncs fewer): a crash in between leaves the old state, and the next run
-        gets the same changes from the server again and finds each file by its key.
+        gets the same changes from the server again and finds each file by its key. So
+        the records are changed in place (listed in ``touched`` for the snapshot).
         """
-        records = self.state.records
+        state = self.state
+        records = state.records
+        touched = state.touched
         base = self.path + "/"
-        # Removing a file costs the file system far more than renaming one (its blocks
-        # are freed), and that part runs in parallel: many removals go to helper threads
-        # while this thread renames.
-        removal = _Removal([base + records[uid].path for uid in delete])
-        try:
-            for uid, letters in sorted(changes.items()):
-                rec = records[uid]
-                rel = rec.path
-                target = _flag_target(rel, letters)
-                if target != rel:
-                    # Rename first, look for the file only when it is not where we left it
-                    # (a mail reader renamed it): no stat per message.
-                    try:
-                        os.rename(base + rel, base + target)
-                    except FileNotFoundError:
-                        try:
-                            rel = self._locate(uid, rec)
-                            target = _flag_target(rel, letters)
-                            if target != rel:
-                                os.rename(base + rel, base + target)
-                        except FileNotFoundError:
-                            continue  # the local file went away; a full comparison notices
-                        except OSError as exc:
-                            raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}"
-                                               ) from exc
-                    except OSError as exc:
-                        raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}") from exc
-                self.store.record("*", uid, target, letters)
-                self.result.flagged += 1
-        except BaseException:
-            try:
-                removal.wait()  # no helper thread outlives a failed rename
-            except LocalIOError:
-                pass
-            raise
-        missing = removal.wait()
-        for uid in delete:
+        # Removed files leave the Maildir by a rename into tmp/ (the first ones as soon
+        # as VANISHED arrived); their costly unlinks run on helper threads until the end.
+        early = self._early
+        removal = self._removal
+        todo = [base + records[uid].path for uid in delete if uid not in early]
+        if todo:
+            if removal is None:
+                removal = self._removal = _Removal(self.path)
+            removal.add(todo)
+        dirs: set[str] = set()  # the subdirectories whose entries changed
+        rename = os.rename
+        flagged = 0
+        for uid, letters in sorted(changes.items()):
             rec = records[uid]
-            if base + rec.path in missing:
+            rel = rec.path
+            if rel[3:4] != "/":
+                target = _flag_target(rel, letters)
+            elif rel[:4] == "new/" and not letters:
+                target = rel
+            else:
+                cut = rel.find(":2,", 4)
+                target = f"cur/{rel[4:] if cut < 0 else rel[4:cut]}:2,{letters}"
+            if target != rel:
+                # Rename first, look for the file only when it is not where we left it
+                # (a mail reader renamed it): no stat per message.
                 try:
-                    os.unlink(base + self._locate(uid, rec))
+                    rename(base + rel, base + target)
+                except FileNotFoundError:
+                    try:
+                        rel = self._locate(uid, rec)
+                        target = _flag_target(rel, letters)
+                        if target != rel:
+                            rename(base + rel, base + target)
+                    except FileNotFoundError:
+                        continue  # the local file went away; a full comparison notices
+                    except OSError as exc:
+                        raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}"
+                                           ) from exc
+                except OSError as exc:
+                    raise LocalIOError(f"cannot rename {base + rel}: {exc.strerror}") from exc
+                dirs.add(rel[:3])
+                dirs.add("cur")
+            rec.path, rec.flags = target, letters
+            touched.add(uid)
+            flagged += 1
+        self.result.flagged += flagged
+        missing = removal.missing if removal is not None else set()
+        for uid in delete:
+            rec = records.pop(uid)
+            path = rec.path
+            if base + path in missing:
+                try:
+                    path = self._locate(uid, rec)
+                    os.unlink(base + path)
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
                     raise LocalIOError(f"cannot remove {base + rec.path}: {exc.strerror}"
                                        ) from exc
-            self.store.record("-", uid)
-            self.result.deleted += 1
+            dirs.add(path[:3])
+        touched.update(delete)
+        self.result.deleted += len(delete)
         for uid in keep:
-            self.store.record("g", uid)
-            self.result.kept += 1
-        if changes or delete:
-            self.maildir.sync()
+            records[uid].gone = True
+        touched.update(keep)
+        self.result.kept += len(keep)
+        for sub in sorted(dirs & {"cur", "new"}):
+            fsync_dir(base + sub)
 
     def _locate(self, uid: int, rec: Record) -> str:
         """The record's file, found by key when a mail reader renamed it."""

@@ -106,25 +106,34 @@ def make_plan(
     return plan
 
 
+def mass_delete_blocked(held: int, deleting: int, *, max_share: float, allow: bool) -> bool:
+    """Whether ``check_mass_delete`` would stop a run with these numbers."""
+    if allow or deleting < MASS_DELETE_FLOOR or held == 0:
+        return False
+    return deleting >= held or deleting > max_share * held
+
+
 def check_mass_delete(
-    folder: str, held: int, deleting: int, *, max_share: float, allow: bool
+    folder: str, held: int, deleting: int, *, max_share: float, allow: bool, removed: int = 0
 ) -> None:
     """Stop a run that would delete a whole folder or more than ``max_share`` of it.
+
+    ``removed``: local copies already removed as the server's first VANISHED sets arrived
+    (a later set in the same answer tipped the balance); only the message says so.
 
     Raises:
         MassDeleteError: unless ``allow``.
     """
-    if allow or deleting < MASS_DELETE_FLOOR or held == 0:
+    if not mass_delete_blocked(held, deleting, max_share=max_share, allow=allow):
         return
     if deleting >= held:
         what = f"all {held} local messages"
-    elif deleting > max_share * held:
+    else:
         what = f"{deleting} of {held} local messages ({deleting / held:.0%}, more than " \
                f"{max_share:.0%})"
-    else:
-        return
     raise MassDeleteError(
-        f"would delete {what}; nothing was deleted",
+        f"would delete {what}; " + (f"only the first {removed} were deleted" if removed
+                                    else "nothing was deleted"),
         step=f"folder {folder}",
         hint="check the server side; if this is intended, run again with --allow-mass-delete",
     )

@@ -83,13 +83,18 @@ class IMAPSource:
     def select(self, name: str, qresync: tuple[int, int] | None) -> Selected:
         return self.select_begin(name, qresync)()
 
-    def select_begin(self, name: str, qresync: tuple[int, int] | None
+    def select_begin(self, name: str, qresync: tuple[int, int] | None, *,
+                     on_vanished: Callable[[UIDSet], None] | None = None
                      ) -> Callable[[], Selected]:
-        """Send EXAMINE; the returned function waits for and returns its answer."""
+        """Send EXAMINE; the returned function waits for and returns its answer.
+
+        ``on_vanished`` gets each VANISHED (EARLIER) set as it is read (QRESYNC only).
+        """
         self._enable()
         params = (qresync[0], qresync[1], None) if qresync and self.qresync else None
         finish = self.client.select_begin(name, readonly=True, condstore=self.condstore,
-                                          qresync=params)
+                                          qresync=params,
+                                          on_vanished=on_vanished if params else None)
 
         def selected() -> Selected:
             info = finish()

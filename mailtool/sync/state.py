@@ -99,6 +99,12 @@ class FolderState:
     #: HIGHESTMODSEQ up to which every change has been applied (None: unknown / no CONDSTORE).
     highestmodseq: int | None = None
     records: dict[int, Record] = field(default_factory=dict)
+    #: UIDs whose record was added, changed or removed since the snapshot was read.
+    #: Whoever changes ``records`` other than through ``apply`` adds the UID here: the
+    #: next snapshot re-renders only these lines (see ``_Base``).
+    touched: set[int] = field(default_factory=set, compare=False, repr=False)
+    #: The snapshot as read (set by ``StateStore.load``), or None: render everything.
+    base: _Base | None = field(default=None, compare=False, repr=False)
 
     def live_uids(self) -> set[int]:
         return {uid for uid, rec in self.records.items() if not rec.gone}
@@ -108,6 +114,8 @@ class FolderState:
         self.uidnext = 1
         self.highestmodseq = None
         self.records = {}
+        self.base = None
+        self.touched.clear()
 
     # -- (de)serialisation ---------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -133,9 +141,14 @@ class FolderState:
         cost to read and write and a person can still read it.
         """
         records = self.records
+        base = self.base
+        if base is not None and 2 * len(self.touched) < len(base.uids):
+            merged = base.merge(records, self.touched)
+            if merged is not None:
+                body, live = merged
+                return (self._head(live) + body).encode("utf-8", "surrogateescape")
         live = sum(1 for uid, rec in records.items() if uid > 0 and not rec.gone)
-        head = (f"{STATE_MAGIC} {STATE_VERSION} {_opt(self.uidvalidity)} {self.uidnext} "
-                f"{_opt(self.highestmodseq)} {live}\n")
+        head = self._head(live)
         body = "".join([
             f"{uid} {rec.flags} {'-' if rec.size is None else rec.size} "
             f"{'1' if rec.gone else '0'} {rec.path}\n"
@@ -145,6 +158,10 @@ class FolderState:
             body = "".join([f"{uid} {rec.flags} {_opt(rec.size)} {int(rec.gone)} "
                             f"{_esc(rec.path)}\n" for uid, rec in sorted(records.items())])
         return (head + body).encode("utf-8", "surrogateescape")
+
+    def _head(self, live: int) -> str:
+        return (f"{STATE_MAGIC} {STATE_VERSION} {_opt(self.uidvalidity)} {self.uidnext} "
+                f"{_opt(self.highestmodseq)} {live}\n")
 
     @classmethod
     def from_json(cls, folder: str, data: Any, where: Path | str) -> FolderState:
@@ -171,23 +188,79 @@ class FolderState:
         if kind == "+":
             _, uid, path, flags, size = op
             self.records[int(uid)] = Record(path, flags, size)
+            self.touched.add(int(uid))
         elif kind == "*":
             _, uid, path, flags = op
             rec = self.records.get(int(uid))
             if rec is not None:
                 rec.path, rec.flags = path, flags
+                self.touched.add(int(uid))
         elif kind == "-":
-            self.records.pop(int(op[1]), None)
+            if self.records.pop(int(op[1]), None) is not None:
+                self.touched.add(int(op[1]))
         elif kind == "g":
             rec = self.records.get(int(op[1]))
             if rec is not None:
                 rec.gone = True
+                self.touched.add(int(op[1]))
         elif kind == "n":
             self.uidnext = max(self.uidnext, int(op[1]))
         elif kind == "m":
             self.highestmodseq = None if op[1] is None else int(op[1])
         else:
             raise ValueError(f"unknown journal operation {kind!r}")
+
+
+def _record_line(uid: int, rec: Record) -> str:
+    return (f"{uid} {rec.flags} {_opt(rec.size)} {'1' if rec.gone else '0'} "
+            f"{_esc(rec.path)}\n")
+
+
+class _Base:
+    """A snapshot's record lines as read, in the file's (ascending UID) order, so that
+    writing the next snapshot after a few changes re-renders only the changed records
+    (5,000 records: about 0.3 ms instead of 5 ms). Valid while every change to the
+    records is listed in ``FolderState.touched``; ``merge`` also checks the count."""
+
+    __slots__ = ("lines", "live", "uids")
+
+    def __init__(self, lines: list[str], uids: list[int], live: int) -> None:
+        self.lines = lines  # without their newlines
+        self.uids = uids
+        self.live = live  # the header's LIVE
+
+    def merge(self, records: dict[int, Record], touched: set[int]) -> tuple[str, int] | None:
+        """The new body and LIVE count, or None when the records do not add up."""
+        from bisect import bisect_left
+
+        lines, uids = self.lines, self.uids
+        out: list[str] = []
+        live = self.live
+        count = len(uids)
+        start = 0
+        for uid in sorted(touched):
+            at = bisect_left(uids, uid, start)
+            out += lines[start:at]
+            if at < len(uids) and uids[at] == uid:
+                start = at + 1
+                count -= 1
+                if uid > 0 and lines[at].split(" ", 4)[3] == "0":
+                    live -= 1
+            else:
+                start = at
+            rec = records.get(uid)
+            if rec is not None:
+                out.append(_record_line(uid, rec)[:-1])
+                count += 1
+                if uid > 0 and not rec.gone:
+                    live += 1
+        if count != len(records):
+            return None  # changed behind our back: render everything
+        out += lines[start:]
+        if not out:
+            return "", live
+        out.append("")
+        return "\n".join(out), live
 
 
 @record(frozen=True)
@@ -356,13 +429,17 @@ class StateStore:
             state = FolderState(folder=self.folder, uidvalidity=head.uidvalidity,
                                 uidnext=head.uidnext, highestmodseq=head.highestmodseq)
             records = state.records
-            for line in lines[1:-1]:
+            body = lines[1:-1]
+            for line in body:
                 uid, flags, size, gone, path = line.split(" ", 4)
                 records[int(uid)] = Record(_unesc(path) if "\\" in path else path, flags,
                                            None if size == "-" else int(size), gone == "1")
         except (ValueError, IndexError) as exc:
             raise ConfigError(f"sync state {self.state_path} is corrupt ({exc}); move it away "
                               "to rebuild it from the Maildir") from exc
+        uids = list(records)
+        if len(uids) == len(body) and uids == sorted(uids):  # as we write it (no duplicates)
+            state.base = _Base(body, uids, head.live)
         return state
 
     def load(self) -> FolderState:
@@ -464,15 +541,27 @@ class StateStore:
             self.state = state
         assert self.state is not None
         self._pending.clear()  # already applied to the state written below
-        atomic_write(self.state_path, self.state.to_bytes())
+        journal = self._fd is not None or os.path.exists(self.journal_path)
+        # With a journal, the new snapshot must be durable before the journal goes (it
+        # holds what the journal recorded). Without one, this run's changes are not
+        # recorded anywhere else: losing the rename to a power cut leaves the old
+        # snapshot, whose counters make the next run get the same changes again (the
+        # engine finds files already renamed or removed), so no directory fsync.
+        atomic_write(self.state_path, self.state.to_bytes(), sync_dir=journal)
+        self.state.base = None  # the lines read are out of date now
+        self.state.touched.clear()
         self.close()
-        try:
-            os.unlink(self.journal_path)
-            fsync_dir(self.directory)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise LocalIOError(f"cannot remove {self.journal_path}: {exc.strerror}") from exc
+        if journal:
+            # No directory fsync after this: should the removal be lost, the journal is
+            # replayed over the snapshot that contains it (every line sets a value) and
+            # the folder is scanned once as after an interrupted run.
+            try:
+                os.unlink(self.journal_path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise LocalIOError(f"cannot remove {self.journal_path}: {exc.strerror}"
+                                   ) from exc
         self._journal_lines = 0
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mailtool.sync.engine import BodySink, FolderInfo, Selected
@@ -55,6 +55,8 @@ class FakeSource:
         self.current: FakeFolder | None = None
         self.calls: list[str] = []
         self.fail_after: int | None = None  # raise after this many bodies (crash simulation)
+        self.vanished_sets = 1  # VANISHED sets per answer
+        self.vanished_calls = 0  # answers whose VANISHED went to an on_vanished callback
 
     def folders(self) -> list[FolderInfo]:
         return [FolderInfo(name, self.delimiter) for name in self.tree]
@@ -71,10 +73,23 @@ class FakeSource:
             sel.changed = {u: tuple(fl) for u, (_, fl, m) in f.messages.items() if m > since}
         return sel
 
-    def select_begin(self, name: str, qresync: tuple[int, int] | None
+    def select_begin(self, name: str, qresync: tuple[int, int] | None, *,
+                     on_vanished: Callable[[Iterable[int]], None] | None = None
                      ) -> Callable[[], Selected]:
         sel = self.select(name, qresync)
-        return lambda: sel
+
+        def finish() -> Selected:
+            # As a server would send it: the VANISHED sets while the answer is read,
+            # in ``vanished_sets`` pieces.
+            if on_vanished is not None and sel.vanished:
+                self.vanished_calls += 1
+                uids = sorted(sel.vanished)
+                step = -(-len(uids) // self.vanished_sets)
+                for i in range(0, len(uids), step):
+                    on_vanished(uids[i:i + step])
+            return sel
+
+        return finish
 
     def search_from(self, first: int) -> list[int]:
         self.calls.append(f"search {first}:*")

@@ -414,3 +414,82 @@ def test_a_few_new_messages_never_wait_for_syncfs(tmp_path: Path,
     [res] = run(src, tmp_path / "mail")
     assert res.fetched == 30 and len(fsynced) == 30
     assert all("/tmp/" in p for p in fsynced)  # each file before it was published
+
+
+def _source_with(count: int, **mode: bool) -> FakeSource:
+    src = FakeSource(**mode)
+    for n in range(count):
+        src.tree["INBOX"].add(message(n))
+    return src
+
+
+def test_vanished_removals_start_while_the_answer_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With QRESYNC the local removals are queued from the VANISHED callback, before the
+    rest of the EXAMINE answer has been read, and not queued a second time."""
+    from mailtool.sync import engine
+
+    src = _source_with(40)
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 9):
+        src.tree["INBOX"].expunge(uid)
+    src.tree["INBOX"].set_flags(20, ["\\Seen"])
+    events: list[str] = []
+    real_add = engine._Removal.add
+
+    def add(self: engine._Removal, paths: object) -> None:
+        paths = list(paths)  # type: ignore[call-overload]
+        events.append(f"remove {len(paths)}")
+        real_add(self, paths)
+
+    monkeypatch.setattr(engine._Removal, "add", add)
+    real_begin = src.select_begin
+
+    def select_begin(*args: object, **kwargs: object) -> object:
+        finish = real_begin(*args, **kwargs)  # type: ignore[arg-type]
+
+        def traced() -> object:
+            sel = finish()
+            events.append("answer read")
+            return sel
+
+        return traced
+
+    monkeypatch.setattr(src, "select_begin", select_begin)
+    [res] = run(src, root)
+    assert res.mode == "qresync" and res.deleted == 8 and res.flagged == 1
+    assert events == ["remove 8", "answer read"]
+    assert contents(root) == sorted(on_disk(m) for m, _, _ in src.tree["INBOX"].messages.values())
+    assert sorted(StateStore(root, "INBOX").load().records) == list(range(9, 41))
+
+
+@pytest.mark.parametrize("opts", [dict(dry_run=True), dict(keep_deleted=True)])
+def test_vanished_is_not_acted_on_early_when_the_run_removes_nothing(
+        tmp_path: Path, opts: dict) -> None:
+    src = _source_with(10)
+    root = tmp_path / "mail"
+    run(src, root)
+    src.tree["INBOX"].expunge(1)
+    [res] = run(src, root, **opts)
+    assert res.status == "ok" and (res.kept == 1 or res.would_delete == [1])
+    assert src.vanished_calls == 0 and len(contents(root)) == 10
+
+
+def test_guard_tripped_by_a_later_vanished_set(tmp_path: Path) -> None:
+    """VANISHED in two sets: the first (6 of 40) passes the guard and its files go at
+    once; the second tips it (11 of 40): the run stops, says so, and a rerun allowed to
+    delete that much finds the first six already gone."""
+    src = _source_with(40)
+    src.vanished_sets = 2
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 12):
+        src.tree["INBOX"].expunge(uid)
+    [res] = run(src, root)
+    assert res.status == "error" and "11 of 40" in (res.error or "")
+    assert "only the first 6 were deleted" in (res.error or "")
+    assert len(contents(root)) == 34
+    [res] = run(src, root, max_delete_share=0.5)
+    assert res.status == "ok" and res.deleted == 11 and len(contents(root)) == 29
+    assert sorted(StateStore(root, "INBOX").load().records) == list(range(12, 41))

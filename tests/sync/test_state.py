@@ -137,3 +137,82 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
     assert set(state.records) == {1, 2} and state.highestmodseq == 5
     store.snapshot(state)
     assert (tmp_path / STATE_FILE).read_bytes().startswith(b"mailtool-sync-state 2 4 3 5 2\n")
+
+
+def _loaded_big_state(tmp_path: Path) -> tuple[StateStore, FolderState]:
+    state = _sample_state()
+    for uid in range(10, 60, 2):
+        state.records[uid] = Record(f"cur/1.V7U{uid}.h:2,S", "S", uid * 10, gone=uid % 10 == 0)
+    StateStore(tmp_path, "INBOX").snapshot(state)
+    store = StateStore(tmp_path, "INBOX")
+    loaded = store.load()
+    assert loaded.base is not None and not loaded.touched
+    return store, loaded
+
+
+def _rendered_whole(state: FolderState) -> bytes:
+    base, state.base = state.base, None
+    try:
+        return state.to_bytes()
+    finally:
+        state.base = base
+
+
+def test_snapshot_after_a_few_changes_renders_only_those(tmp_path: Path) -> None:
+    """The next snapshot reuses the lines read for records nobody touched and gives the
+    same bytes as rendering every record: adds (first, middle, last), flag changes,
+    removals, gone marks, an add then remove, journal replays and changes made in place."""
+    store, state = _loaded_big_state(tmp_path)
+    store.record("+", 4, "new/1.V7U4.h", "", 44)  # between 3 and 5
+    store.record("+", 100, "new/1.V7U100.h", "", 1000)  # after the last
+    store.record("+", -5, "cur/placeholder:2,", "", None)  # before the first
+    store.record("*", 5, "cur/1.V7U5.h:2,S", "S")
+    store.record("*", 77, "cur/nowhere:2,S", "S")  # not held: nothing changes
+    store.record("-", 9)
+    store.record("g", 12)
+    store.record("+", 51, "new/1.V7U51.h", "", 5)
+    store.record("-", 51)
+    state.records[14].flags = "FS"  # in place, listed as the engine does
+    state.records[14].path = "cur/1.V7U14.h:2,FS"
+    state.touched.add(14)
+    state.uidnext, state.highestmodseq = 101, 120
+    assert state.base is not None
+    assert state.base.merge(state.records, state.touched) is not None
+    whole = _rendered_whole(state)
+    assert state.to_bytes() == whole
+    store.snapshot()
+    assert state.base is None and not state.touched
+    again = StateStore(tmp_path, "INBOX")
+    head = again.header()
+    assert head is not None and head.live == sum(
+        1 for uid, rec in state.records.items() if uid > 0 and not rec.gone)
+    assert again.load().to_json() == state.to_json()
+
+
+def test_snapshot_after_a_journal_replay(tmp_path: Path) -> None:
+    store, _ = _loaded_big_state(tmp_path)
+    store.record("*", 20, "cur/1.V7U20.h:2,F", "F")
+    store.record("+", 200, "new/1.V7U200.h", "", 9)
+    store.commit()
+    store.close()
+    replayed = StateStore(tmp_path, "INBOX").load()  # the snapshot, then the journal
+    assert replayed.base is not None and replayed.touched == {20, 200}
+    assert replayed.to_bytes() == _rendered_whole(replayed)
+
+
+def test_records_changed_behind_its_back_are_rendered_whole(tmp_path: Path) -> None:
+    _, state = _loaded_big_state(tmp_path)
+    state.records[300] = Record("new/x", "", 1)  # not listed in touched
+    del state.records[3]
+    state.records[301] = Record("new/y", "", 1)
+    assert state.base is not None
+    assert state.base.merge(state.records, state.touched) is None
+    assert state.to_bytes() == _rendered_whole(state)
+    assert b"\n300 " in state.to_bytes()
+
+
+def test_snapshot_not_in_uid_order_is_not_reused(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_bytes(b"mailtool-sync-state 2 7 12 99 2\n"
+                                        b"5 S 1 0 cur/b:2,S\n3  1 0 new/a\n")
+    state = StateStore(tmp_path, "INBOX").load()
+    assert state.base is None and set(state.records) == {3, 5}
