@@ -763,7 +763,7 @@ def fetch(
     state = UIDLState(state_file(*ident), legacy=lambda: legacy_state_file(*ident))
     state.lock()
     try:
-        state.load()
+        # The state is read while the server answers the TLS handshake.
         client = POP3Client.open(
             endpoint.host,
             endpoint.port,
@@ -771,6 +771,7 @@ def fetch(
             tls=endpoint.tls,
             timeout=timeout,
             transcript=transcript,
+            while_waiting=state.load,
         )
         try:
             client.login(creds, method=endpoint.auth, before_secret=before_secret)

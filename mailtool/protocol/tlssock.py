@@ -170,7 +170,7 @@ def _stdlib_context(settings: TLSSettings) -> Any:
 
 
 def wrap(raw: Any, ctx: Any, server_name: str,
-         while_waiting: Callable[[], None] | None = None) -> Any:
+         while_waiting: Callable[[], object] | None = None) -> Any:
     """Run the client handshake on the connected socket ``raw``; return the TLS socket.
 
     ``server_name`` is sent as SNI and checked against the certificate (OpenSSL does both;

@@ -178,7 +178,7 @@ class Transport:
         tls: TLSSettings | None = None,
         transcript: Transcript | None = None,
         addresses: list[str] | None = None,
-        while_waiting: Callable[[], None] | None = None,
+        while_waiting: Callable[[], object] | None = None,
     ) -> Transport:
         """Connect to the first address of ``host`` that answers; wrap in TLS if ``tls``.
 
@@ -231,16 +231,20 @@ class Transport:
             )
             if transcript is not None:
                 transcript.note(f"connected to {sockaddr[0]} port {sockaddr[1]}")
-            if tls is not None:
-                transport._wrap(tls, while_waiting)
-            elif while_waiting is not None:
-                while_waiting()
+            try:
+                if tls is not None:
+                    transport._wrap(tls, while_waiting)
+                elif while_waiting is not None:
+                    while_waiting()
+            except BaseException:
+                transport.close()  # the caller's work failed too: no socket left behind
+                raise
             return transport
         detail = "; ".join(errors) if errors else "no addresses"
         raise ConnectFailedError(f"cannot connect to {host} port {port}: {detail}", step="connect")
 
     def _wrap(self, settings: TLSSettings,
-              while_waiting: Callable[[], None] | None = None) -> TLSInfo:
+              while_waiting: Callable[[], object] | None = None) -> TLSInfo:
         from mailtool.protocol import tlssock
 
         self._apply_timeout()

@@ -296,3 +296,30 @@ def test_handshake_failure_after_the_work_is_still_reported(path: str, ca: TestC
             Transport.connect("localhost", srv.port, timeout=5, while_waiting=lambda: calls.append(1),
                               tls=TLSSettings(ca_file=str(ca.ca_file)))
     assert "not trusted" in str(err.value) and calls == [1]
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "cleartext"])
+def test_failing_work_closes_the_connection(ca: TestCA, tls: bool) -> None:
+    import threading
+
+    closed = threading.Event()
+
+    def wait_for_the_close(conn: Conn) -> None:
+        conn.sock.settimeout(20)
+        try:
+            while conn.sock.recv(4096):  # a ClientHello, maybe: never answered
+                pass
+        except ConnectionResetError:
+            pass
+        closed.set()  # EOF or reset: the client let go of the socket (not a timeout)
+
+    def boom() -> None:
+        raise RuntimeError("the caller's work failed")
+
+    with ScriptedServer(wait_for_the_close) as srv:
+        with pytest.raises(RuntimeError) as err:
+            Transport.connect("localhost", srv.port, timeout=3, while_waiting=boom,
+                              tls=TLSSettings(ca_file=str(ca.ca_file)) if tls else None)
+        # Closed by the transport, not by the garbage collector: the traceback (kept
+        # alive here, as a caller reporting the error would) still holds the socket.
+        assert closed.wait(5) and err.value.__traceback__ is not None

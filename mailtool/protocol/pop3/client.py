@@ -145,11 +145,14 @@ class POP3Client:
         tls: TLSSettings | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transcript: Transcript | None = None,
+        while_waiting: Callable[[], object] | None = None,
     ) -> POP3Client:
         """Connect, read the greeting, CAPA, and set up TLS as ``tls_mode`` says.
 
         ``STARTTLS`` requires STLS (refused otherwise), ``OPPORTUNISTIC`` uses it when
         offered, ``NONE`` stays in cleartext, ``IMPLICIT`` wraps before the greeting.
+        ``while_waiting``: the caller's work, run once while the server answers the TLS
+        handshake or prepares its greeting (see ``Transport.connect``).
 
         Raises:
             ConnectFailedError, TransportTimeoutError, ConnectionLostError: network trouble.
@@ -158,7 +161,7 @@ class POP3Client:
         """
         settings = tls or TLSSettings()
         transport = connect_for_mode(host, port, tls_mode, settings, timeout=timeout,
-                                     transcript=transcript)
+                                     transcript=transcript, while_waiting=while_waiting)
         client = cls(transport)
         try:
             client.read_greeting()
