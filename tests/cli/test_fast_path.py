@@ -390,3 +390,36 @@ def test_unknown_types_fall_back_only_when_used() -> None:
     assert fast is None and isinstance(slow, dict) and isinstance(slow["when"], datetime.datetime)
     assert both(["--n", "12", "a", "b"])[0] is None  # clamping: Click's job
     assert both(["a"]) == (None, "error")  # a required argument missing
+
+
+_EXIT_PROBE = """
+import atexit, sys
+marks = sys.argv[1]
+class Teardown:
+    def __del__(self, _open=open, _path=marks + ".teardown"):
+        _open(_path, "w").close()  # runs only if the interpreter tears its modules down
+keep = Teardown()
+atexit.register(lambda: open(marks + ".atexit", "w").close())
+sys.argv = ["mailtool", *sys.argv[2:]]
+from mailtool.cli.main import main
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "click"])
+def test_a_fast_path_run_skips_the_teardown_but_not_atexit(tmp_path: Path, fast: bool) -> None:
+    import os
+    import subprocess
+    import sys
+
+    marks = tmp_path / "marks"
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"),
+               MAILTOOL_FAST="1" if fast else "0")
+    proc = subprocess.run([sys.executable, "-c", _EXIT_PROBE, str(marks), "queue", "list",
+                           "--json"], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []  # the output was flushed before the exit
+    assert (tmp_path / "marks.atexit").exists()
+    assert (tmp_path / "marks.teardown").exists() is not fast
