@@ -649,3 +649,26 @@ def test_session_fetch_lines_respect_the_line_bound(monkeypatch: pytest.MonkeyPa
     s.receive_data(short + short + long)
     with pytest.raises(IMAPParseError, match="longer than 60"):
         list(s.events())
+
+
+def test_session_fetch_lines_do_not_rescan_a_partial_line(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A line arriving in many pieces is not matched again at each piece (a hostile
+    server's endless FLAGS list would make that quadratic): only once it is complete."""
+    from mailtool.protocol.imap import session as session_mod
+
+    calls: list[int] = []
+    real = session_mod.fetch_lines
+    monkeypatch.setattr(session_mod, "fetch_lines",
+                        lambda buf, limit: calls.append(len(buf)) or real(buf, limit))
+    s = IMAPSession()
+    s.command("EXAMINE", "INBOX")
+    s.receive_data(b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (5))\r\n* 2 FETCH (UID 2 FLAGS (")
+    assert len(list(s.events())) == 1
+    for _ in range(50):
+        s.receive_data(b"\\Seen " * 100)
+        assert list(s.events()) == []
+    s.receive_data(b"\\Seen) MODSEQ (6))\r\n")
+    events = list(s.events())
+    assert len(calls) <= 3
+    assert events[0].response.value.items["FLAGS"] == ("\\Seen",) * 5001  # type: ignore[union-attr]

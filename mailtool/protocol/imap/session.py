@@ -348,6 +348,10 @@ class IMAPSession:
         ``ResponseReceived``, in order, attributed as ``_complete`` would; the first line
         that is not one is left to ``_line``, so everything else is framed as before.
         """
+        if b"\n" not in self._in:
+            # Nothing complete yet: no regex scan of a partial line, which would be
+            # repeated at every piece of a long one (quadratic; find is a memchr).
+            return False
         responses, end = fetch_lines(self._in, MAX_IMAP_LINE)
         if not end:
             return False
