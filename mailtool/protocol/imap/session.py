@@ -350,7 +350,7 @@ class IMAPSession:
         """
         if b"\n" not in self._in:
             # Nothing complete yet: no regex scan of a partial line, which would be
-            # repeated at every piece of a long one (quadratic; find is a memchr).
+            # repeated at every piece of a long one (quadratic; "in" is a memchr).
             return False
         responses, end = fetch_lines(self._in, MAX_IMAP_LINE)
         if not end:
