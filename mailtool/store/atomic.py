@@ -14,6 +14,7 @@ from mailtool.errors import CantCreateError, ConfigError
 # Not ``typing.TYPE_CHECKING``: mailtool-sendmail imports neither typing nor pathlib.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeAlias
 
     PathArg: TypeAlias = "str | os.PathLike[str]"
@@ -38,13 +39,17 @@ def fsync_dir(path: PathArg) -> None:
 
 
 def atomic_write(path: PathArg, data: bytes, *, mode: int = 0o600, durable: bool = True,
-                 sync_dir: bool = True) -> None:
+                 sync_dir: bool = True, before_replace: Callable[[], None] | None = None
+                 ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
 
     ``durable``: fsync the new file before the rename and the directory after it.
     ``sync_dir=False`` leaves out the directory fsync only: after a power loss the path
     then holds the old file or the new one, whole either way (for state that a rerun can
     rebuild from the old file).
+    ``before_replace`` runs once the new file is written (and fsynced), right before it
+    replaces the old one: e.g. to wait for other writes the new file must not outlive;
+    whatever it raises propagates, and the old file stays.
 
     Raises:
         CantCreateError: the directory cannot be created or written.
@@ -65,6 +70,12 @@ def atomic_write(path: PathArg, data: bytes, *, mode: int = 0o600, durable: bool
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if before_replace is not None:
+            try:
+                before_replace()
+            except BaseException:
+                os.unlink(tmp)
+                raise
         os.replace(tmp, name)
         if durable and sync_dir:
             fsync_dir(parent or ".")

@@ -469,6 +469,42 @@ class _Removal:
             raise LocalIOError(f"cannot remove {path}: {exc.strerror}") from exc
 
 
+class _DirSync:
+    """fsync directories on helper threads (one each); ``wait`` joins them.
+
+    The snapshot that records a run's renames and removals may only replace the old one
+    once they are durable, but it can be rendered and written meanwhile.
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        import _thread
+
+        self.error: tuple[str, OSError] | None = None
+        self.done: list[Any] = []
+        for path in paths:
+            lock = _thread.allocate_lock()
+            lock.acquire()
+            self.done.append(lock)
+            _thread.start_new_thread(self._sync, (path, lock))
+
+    def _sync(self, path: str, lock: Any) -> None:
+        try:
+            fsync_dir(path)
+        except OSError as exc:
+            self.error = (path, exc)
+        finally:
+            lock.release()
+
+    def wait(self) -> None:
+        """Raises ``LocalIOError`` when a directory could not be synced."""
+        for lock in self.done:
+            lock.acquire()
+        self.done.clear()
+        if self.error is not None:
+            path, exc = self.error
+            raise LocalIOError(f"cannot sync {path}: {exc.strerror}") from exc
+
+
 class _Durability:
     """One batch made durable and published on a helper thread (see ``_Writer.flush``)."""
 
@@ -523,6 +559,7 @@ class FolderSync:
         self._live: tuple[FolderState, int] | None = None  # the guard's "held", counted
         self._early_stop = False  # the guard would stop the folder: start nothing
         self._loaded = False  # the records are read: VANISHED can be acted on
+        self._dir_sync: _DirSync | None = None  # directory fsyncs of the renames, removals
 
     @property
     def maildir(self) -> Maildir:
@@ -544,6 +581,11 @@ class FolderSync:
             self._run()
         finally:
             self.store.close()
+            if self._dir_sync is not None:
+                try:
+                    self._dirs_synced()
+                except LocalIOError:
+                    pass
             if self._removal is not None:
                 try:
                     self._removal.wait()  # no helper thread outlives the folder
@@ -670,7 +712,7 @@ class FolderSync:
         next_uid = max([state.uidnext, sel.uidnext or 0, *(u + 1 for u in new_uids)])
         state.uidnext = next_uid
         state.highestmodseq = sel.highestmodseq
-        self.store.snapshot(state)
+        self.store.snapshot(state, before_replace=self._dirs_synced)
         if self._removal is not None:
             self._removal.wait()  # the unlinks of removed files, out of the Maildir already
 
@@ -739,6 +781,11 @@ class FolderSync:
                     os.unlink(entry.path)
                 except OSError:
                     pass
+
+    def _dirs_synced(self) -> None:
+        sync, self._dir_sync = self._dir_sync, None
+        if sync is not None:
+            sync.wait()
 
     def _live_count(self) -> int:
         """Messages held that the server had (the guard's measure), counted once per state."""
@@ -858,8 +905,9 @@ class FolderSync:
             records[uid].gone = True
         touched.update(keep)
         self.result.kept += len(keep)
-        for sub in sorted(dirs & {"cur", "new"}):
-            fsync_dir(base + sub)
+        if dirs & {"cur", "new"}:
+            # made durable while the snapshot is written, before it replaces the old one
+            self._dir_sync = _DirSync([base + sub for sub in sorted(dirs & {"cur", "new"})])
 
     def _locate(self, uid: int, rec: Record) -> str:
         """The record's file, found by key when a mail reader renamed it."""

@@ -42,7 +42,7 @@ from mailtool.store.atomic import atomic_write, fsync_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
     from typing import Any
 
@@ -250,7 +250,11 @@ class _Base:
                 start = at
             rec = records.get(uid)
             if rec is not None:
-                out.append(_record_line(uid, rec)[:-1])
+                path = rec.path
+                if "\\" in path or "\n" in path or "\r" in path:
+                    path = _esc(path)
+                out.append(f"{uid} {rec.flags} {'-' if rec.size is None else rec.size} "
+                           f"{'1' if rec.gone else '0'} {path}")
                 count += 1
                 if uid > 0 and not rec.gone:
                     live += 1
@@ -535,8 +539,13 @@ class StateStore:
                 raise LocalIOError(f"cannot write {self.journal_path}: {exc.strerror}"
                                    ) from exc
 
-    def snapshot(self, state: FolderState | None = None) -> None:
-        """Write the whole state atomically, then drop the journal it contains."""
+    def snapshot(self, state: FolderState | None = None, *,
+                 before_replace: Callable[[], None] | None = None) -> None:
+        """Write the whole state atomically, then drop the journal it contains.
+
+        ``before_replace`` runs between writing the new snapshot and putting it in place
+        (the engine waits there for the directory fsyncs of the changes it records).
+        """
         if state is not None:
             self.state = state
         assert self.state is not None
@@ -547,7 +556,8 @@ class StateStore:
         # recorded anywhere else: losing the rename to a power cut leaves the old
         # snapshot, whose counters make the next run get the same changes again (the
         # engine finds files already renamed or removed), so no directory fsync.
-        atomic_write(self.state_path, self.state.to_bytes(), sync_dir=journal)
+        atomic_write(self.state_path, self.state.to_bytes(), sync_dir=journal,
+                     before_replace=before_replace)
         self.state.base = None  # the lines read are out of date now
         self.state.touched.clear()
         self.close()

@@ -372,7 +372,7 @@ def test_crash_after_renames_before_the_snapshot(tmp_path: Path, monkeypatch: py
     for uid in range(21, 26):
         src.tree["INBOX"].expunge(uid)
 
-    def crash(self: StateStore, state: object = None) -> None:
+    def crash(self: StateStore, state: object = None, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     real_snapshot = StateStore.snapshot
@@ -493,3 +493,35 @@ def test_guard_tripped_by_a_later_vanished_set(tmp_path: Path) -> None:
     [res] = run(src, root, max_delete_share=0.5)
     assert res.status == "ok" and res.deleted == 11 and len(contents(root)) == 29
     assert sorted(StateStore(root, "INBOX").load().records) == list(range(12, 41))
+
+
+def test_snapshot_replaces_the_old_one_only_after_the_directory_fsyncs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The directories are fsynced on helper threads while the snapshot is rendered and
+    written, but the new snapshot takes the old one's place only once they are done (it
+    records renames and removals that must not be lost behind it)."""
+    from mailtool.sync import engine
+
+    src = _source_with(30)
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 11):
+        src.tree["INBOX"].set_flags(uid, ["\\Seen"])
+    src.tree["INBOX"].expunge(20)
+    events: list[str] = []
+    real_fsync_dir, real_replace = engine.fsync_dir, os.replace
+
+    def fsync_dir(path: str) -> None:
+        real_fsync_dir(path)
+        events.append(f"fsync {os.path.basename(path)}")
+
+    def replace(src_path: str, dst_path: str) -> None:
+        events.append(f"replace {os.path.basename(dst_path)}")
+        real_replace(src_path, dst_path)
+
+    monkeypatch.setattr(engine, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(os, "replace", replace)
+    [res] = run(src, root)
+    assert res.flagged == 10 and res.deleted == 1
+    assert sorted(events[:2]) == ["fsync cur", "fsync new"]
+    assert events[2:] == ["replace mailtool-sync.state"]
