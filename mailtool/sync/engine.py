@@ -366,9 +366,10 @@ class _Removal:
     far more (0.2-0.5 ms each, one at a time whatever the number of threads) run on
     helper threads while the sync goes on; ``wait`` joins them.
 
-    A crash before an unlink leaves the file in ``tmp/``, which is not part of the
-    mailbox; it carries our key, so the next run that downloads clears it with the other
-    leftovers of ours there (and Maildir readers remove old ``tmp/`` files anyway).
+    The unlinks end before the snapshot that records the removals replaces the old one;
+    a crash before then leaves files in ``tmp/`` (not part of the mailbox) and the old
+    state, so the next run removes the same messages again and clears ``tmp/`` of files
+    named by our key (as a run that downloads does too).
     ``_thread`` rather than ``threading``: ``Thread.start`` waits until the new thread
     runs, up to a millisecond each while the interpreter is busy.
     """
@@ -381,10 +382,19 @@ class _Removal:
         from collections import deque
 
         trash = folder + "/tmp/"
-        self.trash = trash if os.path.isdir(trash) else None
         self.todo: deque[str] = deque()
         self.missing: set[str] = set()  # paths that were not there
         self.moved: set[str] = set()  # files in tmp/ that the helpers unlink
+        try:
+            # Files of ours that a killed run left in tmp/ go with this run's.
+            with os.scandir(trash) as entries:
+                for entry in entries:
+                    if parse_key(entry.name) is not None:
+                        self.todo.append(entry.path)
+                        self.moved.add(entry.path)
+            self.trash: str | None = trash
+        except OSError:
+            self.trash = None
         self.error: tuple[str, OSError] | None = None
         self.done: list[Any] = []  # one lock per helper thread, released when it ends
         self.interval: float | None = None  # the switch interval to restore
@@ -713,8 +723,6 @@ class FolderSync:
         state.uidnext = next_uid
         state.highestmodseq = sel.highestmodseq
         self.store.snapshot(state, before_replace=self._dirs_synced)
-        if self._removal is not None:
-            self._removal.wait()  # the unlinks of removed files, out of the Maildir already
 
     # -- steps ----------------------------------------------------------------------
     def _fetch(self, uids: list[int]) -> None:
@@ -783,9 +791,12 @@ class FolderSync:
                     pass
 
     def _dirs_synced(self) -> None:
+        """The run's renames and removals are durable and its unlinks done."""
         sync, self._dir_sync = self._dir_sync, None
         if sync is not None:
             sync.wait()
+        if self._removal is not None:
+            self._removal.wait()
 
     def _live_count(self) -> int:
         """Messages held that the server had (the guard's measure), counted once per state."""

@@ -34,6 +34,7 @@ file flags and the server flags against them to see which side changed.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from mailtool.errors import ConfigError, LocalIOError
@@ -434,10 +435,17 @@ class StateStore:
                                 uidnext=head.uidnext, highestmodseq=head.highestmodseq)
             records = state.records
             body = lines[1:-1]
-            for line in body:
-                uid, flags, size, gone, path = line.split(" ", 4)
-                records[int(uid)] = Record(_unesc(path) if "\\" in path else path, flags,
-                                           None if size == "-" else int(size), gone == "1")
+            # Thousands of new objects would set off collections that find nothing to free.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                for line in body:
+                    uid, flags, size, gone, path = line.split(" ", 4)
+                    records[int(uid)] = Record(_unesc(path) if "\\" in path else path, flags,
+                                               None if size == "-" else int(size), gone == "1")
+            finally:
+                if collecting:
+                    gc.enable()
         except (ValueError, IndexError) as exc:
             raise ConfigError(f"sync state {self.state_path} is corrupt ({exc}); move it away "
                               "to rebuild it from the Maildir") from exc

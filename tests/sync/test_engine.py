@@ -525,3 +525,33 @@ def test_snapshot_replaces_the_old_one_only_after_the_directory_fsyncs(
     assert res.flagged == 10 and res.deleted == 1
     assert sorted(events[:2]) == ["fsync cur", "fsync new"]
     assert events[2:] == ["replace mailtool-sync.state"]
+
+
+def test_removed_files_left_in_tmp_by_a_crash_are_cleared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after removed files left the Maildir (renamed into tmp/) but before their
+    unlinks and the snapshot: the rerun removes the same messages again, finds them gone,
+    and clears tmp/ of them."""
+    from mailtool.sync import engine
+
+    src = _source_with(30)
+    root = tmp_path / "mail"
+    run(src, root)
+    for uid in range(1, 6):
+        src.tree["INBOX"].expunge(uid)
+
+    def crash(self: StateStore, state: object = None, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine._Removal, "_unlink", lambda self: None)
+    real_snapshot = StateStore.snapshot
+    monkeypatch.setattr(StateStore, "snapshot", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(src, root)
+    assert len(os.listdir(root / "tmp")) == 5 and len(contents(root)) == 25
+    monkeypatch.undo()
+    src.tree["INBOX"].set_flags(10, ["\\Seen"])
+    [res] = run(src, root)
+    assert res.status == "ok" and res.deleted == 5 and res.flagged == 1
+    assert os.listdir(root / "tmp") == [] and len(contents(root)) == 25
+    assert sorted(StateStore(root, "INBOX").load().records) == list(range(6, 31))
