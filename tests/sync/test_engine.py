@@ -544,7 +544,6 @@ def test_removed_files_left_in_tmp_by_a_crash_are_cleared(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(engine._Removal, "_unlink", lambda self: None)
-    real_snapshot = StateStore.snapshot
     monkeypatch.setattr(StateStore, "snapshot", crash)
     with pytest.raises(KeyboardInterrupt):
         run(src, root)
