@@ -413,7 +413,7 @@ MAX_SHAPES = 32
 #: and the longest one remembered (a folder has a handful of short ones).
 MAX_FLAG_MEMO = 1024
 MAX_MEMO_FLAGS = 512
-_flags_ok: Callable[[bytes], re.Match[bytes] | None] | None = None
+_FLAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789$_.-"
 
 
 def _fast() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
@@ -444,11 +444,10 @@ class _FlagMemo(dict[bytes, tuple[str, ...]]):
             _NotSimple: not a plain list of flags, or one holding NIL (the general parser
                 refuses it).
         """
-        global _flags_ok
-        if _flags_ok is None:
-            _flags_ok = re.compile(_FAST_FLAGS).fullmatch
-        if _flags_ok(raw) is None:  # other atom characters, quotes, odd spacing...
-            raise _NotSimple
+        for word in raw.split(b" ") if raw else ():  # as _FAST_FLAGS (without a compile)
+            plain = word[1:] if word[:1] == b"\\" else word
+            if (not plain or plain.translate(None, _FLAG_CHARS)) and word != b"\\*":
+                raise _NotSimple  # other atom characters, quotes, odd spacing...
         words = tuple(raw.decode("ascii").split(" ")) if raw else ()
         if "NIL" in (w.upper() for w in words):
             raise _NotSimple
@@ -483,14 +482,25 @@ def _builder(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, An
 class _Shape:
     """One item order: whole-line patterns and how to turn their groups into items."""
 
-    __slots__ = ("body", "items", "line", "whole")
+    __slots__ = ("_body", "_whole", "items", "line", "source")
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        items = rb" ".join(_SHAPE_ITEMS[name] for name in names)
+        self.source = _FAST_HEAD + rb" ".join(_SHAPE_ITEMS[name] for name in names)
         self.items = _builder(names)
-        self.line = re.compile(_FAST_HEAD + items + rb"\)\r?\n")  # in the input buffer
-        self.whole = re.compile(_FAST_HEAD + items + rb"\)")  # a framed line (fullmatch)
-        self.body = re.compile(_FAST_HEAD + items + rb" BODY\[\] \{[0-9]+\}")  # + literal
+        self.line = re.compile(self.source + rb"\)\r?\n")  # in the input buffer
+        # The framed forms only when asked (a compile costs ~0.4 ms; a resync needs none).
+        self._whole: re.Pattern[bytes] | None = None
+        self._body: re.Pattern[bytes] | None = None
+
+    def framed(self, body: bool) -> re.Pattern[bytes]:
+        """The pattern for a framed line (fullmatch), ending in a body literal or not."""
+        if body:
+            if self._body is None:
+                self._body = re.compile(self.source + rb" BODY\[\] \{[0-9]+\}")
+            return self._body
+        if self._whole is None:
+            self._whole = re.compile(self.source + rb"\)")
+        return self._whole
 
 
 _shapes: dict[tuple[str, ...], _Shape] = {}
@@ -552,7 +562,7 @@ def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
         return None
     shape = _last_shape
     if shape is not None:
-        m = (shape.whole if body is None else shape.body).fullmatch(line)
+        m = shape.framed(body is not None).fullmatch(line)
         if m is not None:
             groups = m.groups()
             try:
