@@ -435,7 +435,8 @@ _MAX = 2**63 - 1  # the lexer's MAX_NUMBER
 _NUMBER = st.one_of(st.integers(0, 2**64), st.sampled_from(
     [0, 1, 10**17, 10**18 - 1, 10**18, _MAX - 1, _MAX, _MAX + 1, 10**19 - 1, 10**19]))
 _FLAG = st.sampled_from(["\\Seen", "\\Flagged", "$Label1", "NIL", "nil", "\\Draft",
-                         "a.b-c_d", "\\*", "x\"y", "\\NIL", "Nil", "\\", "*", "%", "a]"])
+                         "a.b-c_d", "\\*", "x\"y", "\\NIL", "Nil", "\\", "*", "%", "a]", "UID",
+                         "MODSEQ", "FLAGS"])
 _ITEM_TEXT = st.one_of(
     st.builds(lambda name, n: f"{name} {n}", st.sampled_from(["UID", "uid", "Uid"]), _NUMBER),
     st.builds(lambda name, n: f"{name} {n}", st.sampled_from(["RFC822.SIZE", "rfc822.size"]),

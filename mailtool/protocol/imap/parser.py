@@ -482,40 +482,71 @@ def _builder(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, An
 class _Shape:
     """One item order: whole-line patterns and how to turn their groups into items."""
 
-    __slots__ = ("_body", "_whole", "items", "line", "source")
+    __slots__ = ("_body", "items", "line", "names", "source")
 
     def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
         self.source = _FAST_HEAD + rb" ".join(_SHAPE_ITEMS[name] for name in names)
         self.items = _builder(names)
-        self.line = re.compile(self.source + rb"\)\r?\n")  # in the input buffer
-        # The framed forms only when asked (a compile costs ~0.4 ms; a resync needs none).
-        self._whole: re.Pattern[bytes] | None = None
-        self._body: re.Pattern[bytes] | None = None
+        self.line = re.compile(self.source + rb"\)\r?\n")  # one line, LF (CRLF) included
+        self._body: re.Pattern[bytes] | None = None  # compiled when asked (~0.4 ms)
 
-    def framed(self, body: bool) -> re.Pattern[bytes]:
-        """The pattern for a framed line (fullmatch), ending in a body literal or not."""
-        if body:
+    def parse(self, line: bytes, body: StreamedLiteral | None) -> Untagged | bool | None:
+        """A framed line (no CRLF) in this order: the response; False when the line is
+        not in this order; None when it is but only the general parser may judge it."""
+        if body is None:
+            if line[-1:] != b")":  # (the pattern would take a last CR as the CRLF's)
+                return False
+            m = self.line.fullmatch(line + b"\n")
+        else:
             if self._body is None:
                 self._body = re.compile(self.source + rb" BODY\[\] \{[0-9]+\}")
-            return self._body
-        if self._whole is None:
-            self._whole = re.compile(self.source + rb"\)")
-        return self._whole
+            m = self._body.fullmatch(line)
+        if m is None:
+            return False
+        groups = m.groups()
+        try:
+            items = self.items(groups)
+        except _NotSimple:
+            return None
+        if body is not None:
+            items["BODY[]"] = body
+        return fetch_response(int(groups[0]), items)
 
 
 _shapes: dict[tuple[str, ...], _Shape] = {}
 _last_shape: _Shape | None = None
 
+#: What starts each simple item, for ``_guess``.
+_OPENERS = ((b"UID ", "UID"), (b"FLAGS (", "FLAGS"), (b"MODSEQ (", "MODSEQ"),
+            (b"RFC822.SIZE ", "RFC822.SIZE"))
+
+
+def _shape_for(names: tuple[str, ...]) -> _Shape | None:
+    """The shape of an item order (each item once), compiled once; None past MAX_SHAPES."""
+    shape = _shapes.get(names)
+    if shape is None:
+        if len(_shapes) >= MAX_SHAPES or len(set(names)) != len(names):
+            return None
+        shape = _shapes[names] = _Shape(names)
+    return shape
+
 
 def _learn(names: tuple[str, ...]) -> None:
     """Remember the item order of a simple FETCH line (each item once)."""
     global _last_shape
-    shape = _shapes.get(names)
-    if shape is None:
-        if len(_shapes) >= MAX_SHAPES or len(set(names)) != len(names):
-            return
-        shape = _shapes[names] = _Shape(names)
-    _last_shape = shape
+    shape = _shape_for(names)
+    if shape is not None:
+        _last_shape = shape
+
+
+def _guess(line: bytes) -> tuple[str, ...] | None:
+    """The item order of a line that may be a simple FETCH, by where the item names first
+    appear: only a guess (the shape's pattern decides), but it spares a process the item
+    loop's patterns when the server's first line is plain."""
+    found = sorted((at, name) for opener, name in _OPENERS
+                   if (at := line.find(opener, 10)) >= 0)
+    return tuple(name for _, name in found) or None
 
 
 def fetch_lines(buf: bytes | bytearray, max_line: int) -> tuple[list[Untagged], int]:
@@ -560,18 +591,20 @@ def _fast_fetch(segments: list[bytes], literals: list[Any]) -> Untagged | None:
         body = literals[0]
     else:
         return None
+    global _last_shape
     shape = _last_shape
     if shape is not None:
-        m = shape.framed(body is not None).fullmatch(line)
-        if m is not None:
-            groups = m.groups()
-            try:
-                items = shape.items(groups)
-            except _NotSimple:
-                return None
-            if body is not None:
-                items["BODY[]"] = body
-            return fetch_response(int(groups[0]), items)
+        parsed = shape.parse(line, body)
+        if parsed is not False:
+            return parsed  # type: ignore[return-value]
+    names = _guess(line)
+    if names is not None and (shape is None or names != shape.names):
+        guessed = _shape_for(names)
+        if guessed is not None:
+            parsed = guessed.parse(line, body)
+            if parsed is not False:
+                _last_shape = guessed
+                return parsed  # type: ignore[return-value]
     return _fetch_items(line, body)
 
 
