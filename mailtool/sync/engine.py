@@ -568,6 +568,7 @@ class FolderSync:
         self._early: dict[int, str] = {}  # UID -> path whose removal has started
         self._live: tuple[FolderState, int] | None = None  # the guard's "held", counted
         self._early_stop = False  # the guard would stop the folder: start nothing
+        self._early_error: LocalIOError | None = None  # raised by _apply_changes
         self._loaded = False  # the records are read: VANISHED can be acted on
         self._dir_sync: _DirSync | None = None  # directory fsyncs of the renames, removals
 
@@ -834,7 +835,12 @@ class FolderSync:
         early.update(new)
         if self._removal is None:
             self._removal = _Removal(self.path)
-        self._removal.add(new.values())
+        try:
+            self._removal.add(new.values())
+        except LocalIOError as exc:
+            # Raised from here it would leave the rest of the server's answer unread.
+            self._early_error = exc
+            self._early_stop = True
 
     def _apply_changes(self, changes: dict[int, str], delete: list[int], keep: list[int]
                        ) -> None:
@@ -846,6 +852,8 @@ class FolderSync:
         gets the same changes from the server again and finds each file by its key. So
         the records are changed in place (listed in ``touched`` for the snapshot).
         """
+        if self._early_error is not None:
+            raise self._early_error
         state = self.state
         records = state.records
         touched = state.touched

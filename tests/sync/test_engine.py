@@ -554,3 +554,40 @@ def test_removed_files_left_in_tmp_by_a_crash_are_cleared(
     assert res.status == "ok" and res.deleted == 5 and res.flagged == 1
     assert os.listdir(root / "tmp") == [] and len(contents(root)) == 25
     assert sorted(StateStore(root, "INBOX").load().records) == list(range(6, 31))
+
+
+def test_a_removal_failing_as_vanished_arrives_fails_the_folder_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local error while VANISHED is being read does not cut the server's answer short:
+    it is raised once the answer is read, and nothing is recorded."""
+    from mailtool.errors import LocalIOError
+    from mailtool.sync import engine
+
+    src = _source_with(20)
+    root = tmp_path / "mail"
+    run(src, root)
+    src.tree["INBOX"].expunge(3)
+    read: list[str] = []
+
+    def broken(self: engine._Removal, paths: object) -> None:
+        read.append("removal")
+        raise LocalIOError("cannot remove x: Permission denied")
+
+    monkeypatch.setattr(engine._Removal, "add", broken)
+    real_begin = src.select_begin
+
+    def select_begin(*args: object, **kwargs: object) -> object:
+        finish = real_begin(*args, **kwargs)  # type: ignore[arg-type]
+
+        def traced() -> object:
+            sel = finish()
+            read.append("answer read")
+            return sel
+
+        return traced
+
+    monkeypatch.setattr(src, "select_begin", select_begin)
+    with pytest.raises(LocalIOError, match="Permission denied"):  # local I/O ends the run
+        run(src, root)
+    assert read == ["removal", "answer read"]
+    assert 3 in StateStore(root, "INBOX").load().records
