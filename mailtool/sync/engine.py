@@ -21,11 +21,15 @@ Theory of operation, per folder:
    recorded); bodies stream (pipelined ``UID FETCH ... BODY.PEEK[]``) into ``tmp/``; a
    full batch is made durable (one ``syncfs`` or an fsync per file), renamed into
    ``new/``/``cur/`` and its directories fsynced on a helper thread while the next
-   batch downloads, then journalled (one fsync). Flag changes rename files (no stat
-   each: a file is looked for only when it moved), removals run on helper threads, the
-   directories are fsynced once; finally the snapshot records all of it with the new
-   UIDNEXT and HIGHESTMODSEQ (RFC 7162: only after every change up to it is applied)
-   and the journal goes.
+   batch downloads, then journalled (one fsync). Removals start as soon as QRESYNC's
+   VANISHED arrives (once the mass-delete guard passes on the same numbers): each file
+   leaves the Maildir by a rename into ``tmp/`` and is unlinked on a helper thread.
+   Flag changes rename files (no stat each: a file is looked for only when it moved)
+   and update the records in place; the changed directories are fsynced on helper
+   threads while the snapshot is rendered (only the changed records) and written; it
+   replaces the old one once they and the unlinks are done, recording all of it with
+   the new UIDNEXT and HIGHESTMODSEQ (RFC 7162: only after every change up to it is
+   applied), and the journal goes.
 
 The server is reached through the small ``Source`` protocol below, implemented over
 ``IMAPClient`` in ``source.py``, so the engine is tested with an in-memory source too.
