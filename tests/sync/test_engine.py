@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -423,6 +424,24 @@ def _source_with(count: int, **mode: bool) -> FakeSource:
     return src
 
 
+
+
+def _log_answer_read(monkeypatch: pytest.MonkeyPatch, src: Any, log: list[str]) -> None:
+    """Append "answer read" to ``log`` once the EXAMINE answer has been read whole."""
+    real_begin = src.select_begin
+
+    def select_begin(*args: object, **kwargs: object) -> object:
+        finish = real_begin(*args, **kwargs)
+
+        def traced() -> object:
+            sel = finish()
+            log.append("answer read")
+            return sel
+
+        return traced
+
+    monkeypatch.setattr(src, "select_begin", select_begin)
+
 def test_vanished_removals_start_while_the_answer_is_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With QRESYNC the local removals are queued from the VANISHED callback, before the
@@ -444,19 +463,7 @@ def test_vanished_removals_start_while_the_answer_is_read(
         real_add(self, paths)
 
     monkeypatch.setattr(engine._Removal, "add", add)
-    real_begin = src.select_begin
-
-    def select_begin(*args: object, **kwargs: object) -> object:
-        finish = real_begin(*args, **kwargs)  # type: ignore[arg-type]
-
-        def traced() -> object:
-            sel = finish()
-            events.append("answer read")
-            return sel
-
-        return traced
-
-    monkeypatch.setattr(src, "select_begin", select_begin)
+    _log_answer_read(monkeypatch, src, events)
     [res] = run(src, root)
     assert res.mode == "qresync" and res.deleted == 8 and res.flagged == 1
     assert events == ["remove 8", "answer read"]
@@ -574,19 +581,7 @@ def test_a_removal_failing_as_vanished_arrives_fails_the_folder_later(
         raise LocalIOError("cannot remove x: Permission denied")
 
     monkeypatch.setattr(engine._Removal, "add", broken)
-    real_begin = src.select_begin
-
-    def select_begin(*args: object, **kwargs: object) -> object:
-        finish = real_begin(*args, **kwargs)  # type: ignore[arg-type]
-
-        def traced() -> object:
-            sel = finish()
-            read.append("answer read")
-            return sel
-
-        return traced
-
-    monkeypatch.setattr(src, "select_begin", select_begin)
+    _log_answer_read(monkeypatch, src, read)
     with pytest.raises(LocalIOError, match="Permission denied"):  # local I/O ends the run
         run(src, root)
     assert read == ["removal", "answer read"]
