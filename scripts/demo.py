@@ -100,6 +100,7 @@ def main() -> int:
         })
         empty = home / "empty.toml"
         empty.write_text("# no accounts: direct MX delivery\n")
+        empty.chmod(0o600)  # as the README asks of a config file (mailtool warns otherwise)
         report = home / "report.csv"
         report.write_text("host,status\nweb1,ok\nweb2,degraded\n")
 
