@@ -12,8 +12,6 @@ Also the one function that turns server bytes into text for people.
 
 from __future__ import annotations
 
-import re
-
 from mailtool.errors import ProtocolError
 from mailtool.exitcodes import ExitCode
 from mailtool.protocol.wire import MAX_REPLY_LINES
@@ -38,6 +36,8 @@ def decode_server_text(data: bytes | str) -> str:
     text = text.rstrip("\r\n")
     if text.isprintable():
         return text  # no control character at all (the usual case, checked in C)
+    import re  # here: a reply with a control character in it is rare
+
     return re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -246,6 +246,8 @@ def parse_pop3_status(line: bytes) -> Reply:
         return Reply(status="+OK", lines=(text[4:],))
     if text.startswith("-ERR") and text[4:5] in ("", " "):
         rest = text[5:]
+        import re  # here: most runs never see an -ERR
+
         m = re.match(_RESP_CODE, rest)
         code = m.group(1).upper() if m else None
         return Reply(status="-ERR", lines=(rest[m.end() :] if m else rest,), resp_code=code)

@@ -26,8 +26,8 @@ FORBIDDEN = (
     "mailtool.secrets", "mailtool.mx", "mailtool.cli",
 )
 
-#: The console script: ``re`` (the pip wrapper imports it), then main(), which leaves with
-#: os._exit; the modules loaded by then go to the file named first.
+#: What bin/mailtool-sendmail does (main(), which leaves with os._exit); the modules loaded
+#: by then go to the file named first.
 RUNNER = """
 import os, sys
 report, sys.argv = sys.argv[1], ["mailtool-sendmail", *sys.argv[2:]]
@@ -39,7 +39,6 @@ def leave(code):
     real_exit(code)
 
 os._exit = leave
-import re
 from mailtool.sendmail import main
 main()
 """
@@ -86,6 +85,9 @@ def test_sendmail_without_config_imports_nothing_heavy(tmp_path: os.PathLike[str
     modules = _run_sendmail(tmp_path, {})
     assert "mailtool.protocol.smtp.client" in modules  # it did run the real send path
     assert _loaded(modules, FORBIDDEN) == []
+    # Not even the regex engine (~5 ms): our bin/ scripts do not import it either, unlike
+    # the console-script wrappers pip generates.
+    assert _loaded(modules, ("re",)) == []
 
 
 @pytest.mark.timeout(60)
@@ -114,3 +116,43 @@ def test_importing_the_send_modules_runs_no_heavy_import() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60, check=True)
     assert _loaded(set(proc.stdout.split()), FORBIDDEN) == []
+
+
+@pytest.mark.parametrize(("name", "module"), [("mailtool", "mailtool.cli.main"),
+                                              ("mailtool-sendmail", "mailtool.sendmail")])
+def test_entry_scripts_import_only_their_main(name: str, module: str) -> None:
+    """bin/ holds the installed commands (pyproject's script-files): they import ``sys``
+    and their main, nothing else (pip's generated wrappers import ``re`` first). When this
+    interpreter has them installed next to it, they are ours, with only the first line
+    (the interpreter) rewritten."""
+    import ast
+
+    source = (ROOT / "bin" / name).read_text()
+    tree = ast.parse(source)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported == {"sys", module}
+    assert source.startswith("#!python\n")
+    installed = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.exists(installed):
+        with open(installed) as handle:
+            first, rest = handle.read().split("\n", 1)
+        assert first.startswith("#!") and rest == source.split("\n", 1)[1]
+
+
+@pytest.mark.timeout(60)
+def test_installed_mailtool_runs_without_the_regex_engine(tmp_path: os.PathLike[str]) -> None:
+    installed = os.path.join(os.path.dirname(sys.executable), "mailtool")
+    if not os.path.exists(installed):
+        pytest.skip("mailtool is not installed next to this interpreter")
+    report = os.path.join(tmp_path, "modules")
+    env = dict(os.environ, XDG_STATE_HOME=os.path.join(tmp_path, "state"),
+               MAILTOOL_DEBUG_MODULES=report)
+    proc = subprocess.run([installed, "queue", "list"], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert proc.returncode == 0 and "empty" in proc.stdout, proc.stderr
+    with open(report) as handle:
+        modules = set(handle.read().split())
+    assert "mailtool.cli.fastparse" in modules and _loaded(modules, ("re",)) == []
