@@ -94,5 +94,9 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests talk to loopback only (127.0.0.0/8, ::1)."""
-    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    from mailtool.protocol import transport
+
+    # socket.socket for the tests' own sockets, the transport's socket type for mailtool's.
+    for cls in (socket.socket, transport._Socket):
+        monkeypatch.setattr(cls, "connect", _guarded_connect)
+        monkeypatch.setattr(cls, "connect_ex", _guarded_connect_ex)

@@ -79,17 +79,10 @@ def _tls_error(exc: BaseException, host: str) -> TLSError:
 
 class _Socket(_socket.socket):
     """The C socket type, made weak-referenceable (a TLS session refers to its socket
-    weakly): what ``socket.socket`` adds that we use."""
+    weakly). ``socket.socket`` would do as well, but the ``socket`` module costs ~8 ms of
+    every start (it turns the constants into enums) and adds nothing else we use."""
 
     __slots__ = ("__weakref__",)
-
-
-def _socket_class() -> type[_socket.socket]:
-    """``socket.socket`` when the ``socket`` module is loaded anyway (the tests' loopback
-    guard patches its ``connect``), else ``_Socket``: the module itself costs ~8 ms of
-    every start (it turns the constants into enums) and adds nothing else we use."""
-    module = sys.modules.get("socket")
-    return module.socket if module is not None else _Socket
 
 
 def _host_arg(host: str) -> str | bytes:
@@ -213,7 +206,7 @@ class Transport:
             ) from exc
         errors: list[str] = []
         for family, sockaddr in candidates:
-            sock = _socket_class()(family, _socket.SOCK_STREAM)
+            sock = _Socket(family, _socket.SOCK_STREAM)
             sock.settimeout(ctimeout)
             if transcript is not None:
                 transcript.note(f"connecting to {sockaddr[0]} port {sockaddr[1]}")

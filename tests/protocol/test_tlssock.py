@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from mailtool.errors import ConnectionLostError, TLSError
-from mailtool.protocol import tlssock, transport
+from mailtool.protocol import tlssock
 from mailtool.protocol.tls import TLSSettings
 from mailtool.protocol.transport import Transport
 from tests.faults.server import Conn, ScriptedServer
@@ -73,12 +73,10 @@ def _greet_and_echo(conn: Conn) -> None:
 
 @pytest.fixture(params=["native", "stdlib"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test runs on the ``_ssl`` path (with the bare socket type the CLI uses) and on
-    the ``ssl`` module fallback."""
+    """Each test runs on the ``_ssl`` path and on the ``ssl`` module fallback."""
     if request.param == "native":
         if not tlssock.NATIVE:
             pytest.skip("this Python's _ssl lacks the native API")
-        monkeypatch.setattr(transport, "_socket_class", lambda: transport._Socket)
     else:
         monkeypatch.setattr(tlssock, "NATIVE", False)
     return str(request.param)
