@@ -181,17 +181,13 @@ def _transcript(verbose: int) -> object:
 
 
 def main() -> None:
+    from mailtool.exitcodes import exit_now
+
     code = run(sys.argv[1:])
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # a closed pipe: nobody is left to read it
-            pass
-    # No interpreter teardown (freeing every module costs tens of milliseconds, a good
-    # part of a cron job's mail): everything this process wrote is flushed above or went
-    # out with os.write and fsync (the outbox), its sockets are closed after QUIT, and the
-    # kernel releases its locks.
-    os._exit(code)
+    # No interpreter teardown: everything this process wrote went out with os.write and
+    # fsync (the outbox) or is flushed there, and its sockets are closed after QUIT.
+    exit_now(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

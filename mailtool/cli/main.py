@@ -127,28 +127,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         with open(dump, "w", encoding="utf-8") as fh:
             fh.write("\n".join(sorted(sys.modules)) + "\n")
     if _fast_ran:
-        _exit_now(code)
+        from mailtool.exitcodes import exit_now
+
+        exit_now(code)
     sys.exit(code)
-
-
-def _exit_now(code: int) -> None:
-    """End a fast-path run without the interpreter's teardown (freeing every module and
-    object: several ms, more after a sync of thousands of messages), as mailtool-sendmail
-    does. What the teardown would still do is done here: the output streams are flushed
-    and the ``atexit`` functions run. The fast-path commands write their files with
-    ``os.write`` and ``with`` blocks, and wait for their helper threads; should a thread
-    still be running, the normal exit waits for it instead.
-    """
-    threading = sys.modules.get("threading")
-    if threading is not None and any(t.is_alive() and not t.daemon for t in threading.enumerate()
-                                     if t is not threading.main_thread()):
-        return
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nobody is left to read it
-            pass
-    os._exit(code)
